@@ -1,0 +1,16 @@
+/* cli.h — subcommand entry points (argc/argv start at the command name) and
+ * small shared helpers for option parsing. Only cli/ prints and exits. */
+#ifndef HN_CLI_H
+#define HN_CLI_H
+
+#include <stdbool.h>
+
+int cmd_generate(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* True if argv[*i] is --name; then *val = argv[++*i] (error printed if missing). */
+bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad);
+bool cli_flag(char **argv, int i, const char *name);
+bool cli_want_help(int argc, char **argv);
+
+#endif

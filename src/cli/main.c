@@ -1,0 +1,34 @@
+/* main.c — `hone <command>`: dispatch to the subcommands in src/cli. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"generate", cmd_generate, "generate text from a model"},
+    {"inspect", cmd_inspect, "show a model's config, tokenizer and tensors"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "hone — self-hosted fine-tuning\n\nusage: hone <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`hone <command> --help` shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "hone: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

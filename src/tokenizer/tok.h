@@ -1,0 +1,58 @@
+/* tok.h — tokenizers: SentencePiece-style BPE with byte fallback (Llama 1/2,
+ * stories260K) now; byte-level BPE (GPT-2, Llama 3, Qwen) later, behind the
+ * same interface.
+ *
+ * A tokenizer is built from GGUF metadata (tokenizer.ggml.*) or from a Hugging
+ * Face tokenizer.json. Encoding never reads past the input; invalid UTF-8 is
+ * encoded through byte-fallback tokens. */
+#ifndef HN_TOK_H
+#define HN_TOK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "format/gguf.h"
+
+typedef enum tok_kind { TOK_SPM = 0, TOK_BPE_BYTES = 1 } tok_kind;
+
+typedef struct tok tok;
+
+hn_status tok_from_gguf(const gguf_file *f, tok **out, hn_err *err);
+/* path: a tokenizer.json file. */
+hn_status tok_from_hf_json(const char *path, tok **out, hn_err *err);
+void tok_free(tok *t);
+
+tok_kind tok_get_kind(const tok *t);
+int tok_vocab_size(const tok *t);
+int tok_bos(const tok *t); /* -1 if none */
+int tok_eos(const tok *t); /* -1 if none */
+int tok_unk(const tok *t); /* -1 if none */
+/* The raw piece text of id (e.g. "▁the", "<0x0A>", "<s>"), or "" if out of range. */
+const char *tok_piece(const tok *t, int id);
+bool tok_is_special(const tok *t, int id); /* control tokens like <s>, </s> */
+
+/* Encodes text[0..len) and appends the ids to *ids (a malloc'd array grown as
+ * needed; *n and *cap track it). add_bos prepends BOS when the tokenizer has one. */
+hn_status tok_encode(const tok *t, const char *text, size_t len, bool add_bos,
+                     int32_t **ids, size_t *n, size_t *cap, hn_err *err);
+
+/* As tok_encode, and also appends to *starts the byte offset in text at which
+ * each token begins (BOS and a prepended "▁" get offset 0; a "▁" that replaced
+ * a space starts at that space). Used to build loss masks from character spans. */
+hn_status tok_encode_spans(const tok *t, const char *text, size_t len, bool add_bos,
+                           int32_t **ids, uint32_t **starts, size_t *n, size_t *cap,
+                           hn_err *err);
+
+/* Appends the bytes of one token as it continues after token `prev` (prev = -1
+ * at the start) to out: byte tokens become their byte, "▁" becomes a space, the
+ * leading space of the first piece after BOS is dropped (as SentencePiece does),
+ * control tokens produce nothing. Concatenating the pieces of a sequence gives
+ * tok_decode's result, so streaming output is exact. */
+void tok_decode_piece(const tok *t, int prev, int id, hn_buf *out);
+/* Decodes a whole sequence (skipping control tokens). */
+void tok_decode(const tok *t, const int32_t *ids, size_t n, hn_buf *out);
+
+#endif

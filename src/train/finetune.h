@@ -1,0 +1,69 @@
+/* finetune.h — the fine-tuning job as a library call: model + chat JSONL in,
+ * adapter or weights + metrics out. Used by `hone finetune` and by the worker. */
+#ifndef HN_FINETUNE_H
+#define HN_FINETUNE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+typedef enum ft_method { FT_LORA = 0, FT_FULL = 1 } ft_method;
+
+typedef struct ft_config {
+    const char *model_path;  /* GGUF file or HF dir */
+    const char *train_path;  /* chat JSONL */
+    const char *valid_path;  /* optional */
+    const char *out_dir;     /* metrics.csv, checkpoints/, final/ */
+    const char *resume_dir;  /* optional checkpoint dir to resume from */
+    ft_method method;
+    int n_epochs;            /* 0 = auto */
+    int batch_size;          /* 0 = auto */
+    double lr_multiplier;    /* 0 = auto */
+    int lora_rank;           /* default 8 */
+    float lora_alpha;        /* default 16 */
+    float lora_dropout;      /* default 0 */
+    int grad_accum;          /* micro-batches per step, default 1 */
+    int max_seq_len;         /* 0 = model context */
+    int eval_every;          /* steps between small validation batches, 0 = auto */
+    uint64_t seed;
+    bool quiet;
+} ft_config;
+
+void ft_config_default(ft_config *c);
+
+/* Per-step metrics (OpenAI's metrics CSV columns); NaN = not computed. */
+typedef struct ft_metrics {
+    int step, total_steps, epoch;
+    double train_loss, train_accuracy;
+    double valid_loss, valid_mean_token_accuracy;
+    double full_valid_loss, full_valid_mean_token_accuracy;
+    double tokens_per_second;
+    long long trained_tokens;
+} ft_metrics;
+
+typedef struct ft_callbacks {
+    void *ctx;
+    /* level: "info" | "warn" | "error"; messages are OpenAI-style sentences. */
+    void (*on_event)(void *ctx, const char *level, const char *msg);
+    void (*on_metrics)(void *ctx, const ft_metrics *m);
+    /* A checkpoint directory was written (atomically) for step/epoch. */
+    void (*on_checkpoint)(void *ctx, int step, int epoch, const char *dir,
+                          const ft_metrics *m);
+    /* Polled between steps; true = stop now (cancel/pause); a checkpoint is
+     * written before returning HN_ECANCELLED when checkpoint_on_stop. */
+    bool (*should_stop)(void *ctx, bool *checkpoint_on_stop);
+} ft_callbacks;
+
+typedef struct ft_result {
+    long long trained_tokens;
+    int steps;
+    int n_epochs, batch_size;
+    double lr_multiplier;
+    double final_train_loss, final_valid_loss;
+    char final_dir[1024]; /* out_dir/final */
+} ft_result;
+
+hn_status ft_run(const ft_config *cfg, const ft_callbacks *cb, ft_result *res, hn_err *err);
+
+#endif

@@ -1,0 +1,30 @@
+/* test.h — the tiny assertion kit every test uses. A failed CHECK records the
+ * failure and the test's main returns test_finish(), non-zero on any failure. */
+#ifndef HN_TEST_H
+#define HN_TEST_H
+
+#include <stdio.h>
+
+extern int test_failures, test_checks;
+
+#define CHECK(cond, ...)                                                         \
+    do {                                                                         \
+        test_checks++;                                                           \
+        if (!(cond)) {                                                           \
+            test_failures++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, "" __VA_ARGS__);                                     \
+            fprintf(stderr, "\n");                                               \
+        }                                                                        \
+    } while (0)
+
+/* Path under the shared folder (HONE_SHARED, default ../shared). Static buffer
+ * rotation: up to 8 live results. */
+const char *test_shared(const char *rel);
+/* A fresh temporary directory for this test (removed by nobody: lives in /tmp). */
+const char *test_tmpdir(void);
+/* Reads a whole file; aborts the test on failure. Caller frees. */
+char *test_read(const char *path, size_t *len);
+int test_finish(const char *name);
+
+#endif
