@@ -13,7 +13,7 @@ extern int test_failures, test_checks;
         if (!(cond)) {                                                           \
             test_failures++;                                                     \
             fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, "" __VA_ARGS__);                                     \
+            fprintf(stderr, " " __VA_ARGS__);                                     \
             fprintf(stderr, "\n");                                               \
         }                                                                        \
     } while (0)

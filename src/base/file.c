@@ -1,5 +1,4 @@
 /* file.c — POSIX file helpers: mmap, whole reads, atomic replace. */
-#define _GNU_SOURCE
 #include "base/file.h"
 
 #include <errno.h>

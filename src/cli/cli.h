@@ -12,5 +12,7 @@ int cmd_inspect(int argc, char **argv);
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad);
 bool cli_flag(char **argv, int i, const char *name);
 bool cli_want_help(int argc, char **argv);
+/* HONE_MODEL, else the bundled stories260K GGUF under the shared folder. */
+const char *cli_default_model(void);
 
 #endif

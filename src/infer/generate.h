@@ -22,9 +22,9 @@ void gen_params_default(gen_params *p);
 
 typedef enum gen_finish { GEN_STOP_EOS = 0, GEN_STOP_LENGTH, GEN_STOP_CALLBACK } gen_finish;
 
-/* Called for every generated token with its decoded bytes (may be empty for a
- * partial UTF-8 sequence... no: byte tokens give single bytes). Return false
- * to stop. */
+/* Called for every generated token with the bytes it adds to the text (a
+ * byte-fallback token adds one raw byte, so a multi-byte character can arrive
+ * over several calls). Return false to stop. */
 typedef bool (*gen_token_fn)(void *ctx, int32_t id, const char *text, size_t len);
 
 typedef struct gen_result {

@@ -77,6 +77,10 @@ typedef struct hn_model {
 /* path: a .gguf file or an HF model directory. */
 hn_status model_load(const char *path, hn_model **out, hn_err *err);
 void model_free(hn_model *m);
+/* Loads only the tokenizer, context length and chat template of a model
+ * (cheap: no weights are read). *chat_template may be NULL; caller frees it. */
+hn_status model_load_tokenizer(const char *path, tok **out, int *max_seq_len,
+                               char **chat_template, hn_err *err);
 const model_param *model_find_param(const hn_model *m, const char *hf_name);
 
 /* Inference state: KV cache and activation buffers for one sequence. */

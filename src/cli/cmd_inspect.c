@@ -1,0 +1,143 @@
+/* cmd_inspect.c — `hone inspect PATH`: a model's config, tokenizer summary,
+ * metadata and tensor table (shape, type, bytes), for GGUF files and HF dirs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "cli/cli.h"
+#include "format/gguf.h"
+#include "format/safetensors.h"
+#include "model/model.h"
+
+static const char *usage =
+    "usage: hone inspect PATH [--all]\n"
+    "\n"
+    "  PATH   a GGUF file or a Hugging Face model directory\n"
+    "  --all  print every metadata value and every tensor (default: abbreviated)\n";
+
+static void print_tok(const char *path) {
+    hn_err err = {0};
+    tok *t;
+    int ctx = 0;
+    char *tmpl = NULL;
+    if (model_load_tokenizer(path, &t, &ctx, &tmpl, &err) != HN_OK) {
+        printf("tokenizer: (not loadable: %s)\n", err.msg);
+        return;
+    }
+    printf("tokenizer: %s, %d tokens, bos %d '%s', eos %d '%s', unk %d\n",
+           tok_get_kind(t) == TOK_SPM ? "sentencepiece-bpe" : "byte-level-bpe", tok_vocab_size(t),
+           tok_bos(t), tok_piece(t, tok_bos(t)), tok_eos(t), tok_piece(t, tok_eos(t)), tok_unk(t));
+    printf("context: %d tokens\n", ctx);
+    printf("chat template: %s\n", tmpl ? "" : "(none: hone's default template is used)");
+    if (tmpl) printf("%s\n", tmpl);
+    free(tmpl);
+    tok_free(t);
+}
+
+static void print_config(const char *path) {
+    hn_err err = {0};
+    hn_model *m;
+    if (model_load(path, &m, &err) != HN_OK) {
+        printf("model: (not loadable: %s)\n", err.msg);
+        return;
+    }
+    const model_config *c = &m->cfg;
+    printf("model: %s, llama architecture\n", c->name);
+    printf("  dim %d, hidden %d, layers %d, heads %d, kv heads %d, head_dim %d\n", c->dim,
+           c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
+    printf("  vocab %d, context %d, rms eps %g, rope theta %g, %s embeddings\n", c->vocab_size,
+           c->max_seq_len, c->norm_eps, c->rope_theta, c->tied_embeddings ? "tied" : "untied");
+    printf("  parameters: %zu (%.2f M)\n", m->n_params, m->n_params / 1e6);
+    model_free(m);
+}
+
+static int inspect_gguf(const char *path, bool all) {
+    hn_err err = {0};
+    gguf_file *f;
+    if (gguf_open(path, &f, &err) != HN_OK) {
+        fprintf(stderr, "hone inspect: %s\n", err.msg);
+        return 1;
+    }
+    printf("GGUF v%u, %llu metadata keys, %llu tensors, alignment %llu\n", gguf_version(f),
+           (unsigned long long)gguf_n_kv(f), (unsigned long long)gguf_n_tensors(f),
+           (unsigned long long)gguf_alignment(f));
+    char val[512];
+    for (uint64_t i = 0; i < gguf_n_kv(f); i++) {
+        gguf_str k = gguf_kv_key(f, i);
+        if (!all && k.len > 25 && !strncmp(k.p, "tokenizer.chat_template", 23)) continue;
+        gguf_kv_format(f, i, val, sizeof val);
+        printf("  %-44.*s %s\n", (int)k.len, k.p, val);
+    }
+    printf("\n%-40s %-20s %-6s %12s\n", "tensor", "shape", "type", "bytes");
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char shape[64] = "";
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%llu", d ? " x " : "",
+                     (unsigned long long)t->ne[t->n_dims - 1 - d]);
+        if (all || i < 24)
+            printf("%-40.*s %-20s %-6s %12llu\n", (int)t->name.len, t->name.p, shape,
+                   gguf_ttype_name(t->type), (unsigned long long)t->nbytes);
+        total += t->nbytes;
+    }
+    if (!all && gguf_n_tensors(f) > 24)
+        printf("... (%llu more; --all shows them)\n", (unsigned long long)gguf_n_tensors(f) - 24);
+    printf("total tensor bytes: %llu\n\n", (unsigned long long)total);
+    gguf_close(f);
+    return 0;
+}
+
+static int inspect_st(const char *path, bool all) {
+    hn_err err = {0};
+    st_model *st;
+    if (st_open(path, &st, &err) != HN_OK) {
+        fprintf(stderr, "hone inspect: %s\n", err.msg);
+        return 1;
+    }
+    printf("safetensors: %zu tensors\n\n%-52s %-20s %-5s %12s\n", st_n_tensors(st), "tensor",
+           "shape", "type", "bytes");
+    uint64_t total = 0;
+    for (size_t i = 0; i < st_n_tensors(st); i++) {
+        const st_tensor *t = st_tensor_at(st, i);
+        char shape[64] = "";
+        for (int d = 0; d < t->n_dims; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? " x " : "",
+                     (long long)t->shape[d]);
+        if (all || i < 24)
+            printf("%-52s %-20s %-5s %12llu\n", t->name, shape, st_dtype_name(t->dtype),
+                   (unsigned long long)t->nbytes);
+        total += t->nbytes;
+    }
+    if (!all && st_n_tensors(st) > 24) printf("... (%zu more; --all shows them)\n", st_n_tensors(st) - 24);
+    printf("total tensor bytes: %llu\n\n", (unsigned long long)total);
+    st_close(st);
+    return 0;
+}
+
+int cmd_inspect(int argc, char **argv) {
+    if (cli_want_help(argc, argv)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    const char *path = NULL;
+    bool all = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_flag(argv, i, "--all")) all = true;
+        else if (!path) path = argv[i];
+        else {
+            fprintf(stderr, "hone inspect: unexpected argument '%s'\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    if (!path) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    int rc = hn_path_is_dir(path) ? inspect_st(path, all) : inspect_gguf(path, all);
+    if (rc) return rc;
+    print_config(path);
+    print_tok(path);
+    return 0;
+}

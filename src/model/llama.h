@@ -1,0 +1,77 @@
+/* llama.h — the Llama-architecture forward and backward passes over a batch
+ * of B sequences of T tokens, with optional LoRA adapters. Activations live in
+ * an llama_acts planned once per (B, T) shape; nothing is allocated per step.
+ * The same block forward serves inference (B = 1, keys/values written into a
+ * KV cache) and training (keys/values kept as activations). */
+#ifndef HN_LLAMA_H
+#define HN_LLAMA_H
+
+#include <stdint.h>
+
+#include "model/lora.h"
+#include "model/model.h"
+
+typedef struct layer_acts {
+    float *xn1, *rstd1; /* (N, D), (N) */
+    float *q, *k, *v;   /* (N, qd), (N, kvd), (N, kvd) — after RoPE */
+    float *att;         /* (B, Hq, T, T) probabilities */
+    float *ao;          /* (N, qd) attention output before o_proj */
+    float *xmid;        /* (N, D) residual after attention */
+    float *xn2, *rstd2; /* (N, D), (N) */
+    float *g, *u, *h;   /* (N, F) gate, up, silu(gate)*up */
+    float *lora_tmp[LORA_N_TARGETS]; /* (N, r) x @ A^T per target, or NULL */
+} layer_acts;
+
+typedef struct llama_acts {
+    int B, T, N;        /* N = B*T rows */
+    int lora_rank;
+    float *res;         /* (L+1, N, D): input of each layer; res + L*N*D = final residual */
+    layer_acts *layers; /* [L] */
+    float *xnf, *rstdf; /* (N, D), (N) final norm */
+    int32_t *pos;       /* (N) positions */
+    int32_t *seg;       /* (N) segment ids for packing, or all zero */
+    /* backward scratch */
+    float *dres, *dxn, *dq, *dk, *dv, *dao, *dh, *dg, *du, *dtmp;
+    float *chunk_x, *chunk_logits; /* (CH, D), (CH, V) for the chunked loss */
+    int32_t *chunk_rows, *chunk_tgt;
+    float *chunk_scale, *chunk_loss;
+    uint8_t *chunk_ok;
+    float *slab;
+    size_t slab_floats;
+} llama_acts;
+
+enum { LLAMA_LOSS_CHUNK = 64 };
+
+hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llama_acts **out,
+                            hn_err *err);
+void llama_acts_free(llama_acts *a);
+
+/* Views of a parameter-shaped slab (gradients, optimizer moments). */
+void model_weights_view(const hn_model *m, float *slab, model_weights *w, layer_weights *layers);
+
+/* Training forward: ids (B, T); pos/seg in acts must be filled (llama_acts_default_pos
+ * sets pos = 0..T-1 per row and seg = 0). */
+void llama_acts_default_pos(llama_acts *a);
+void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const int32_t *ids);
+
+typedef struct llama_loss_stats {
+    double loss_sum;     /* sum over trained targets of weight * xent */
+    double weight_sum;   /* sum of weights */
+    long n_trained;      /* targets with weight > 0 */
+    long n_correct;      /* argmax == target among them */
+} llama_loss_stats;
+
+/* Loss over targets (B, T) with weights (B, T) (0 = not trained), and the
+ * backward pass. norm multiplies every weight's gradient (1/sum of weights of
+ * the whole accumulated batch). grads (parameter-shaped slab, accumulated) or
+ * NULL for frozen base weights; lora_grads (lora-shaped set, accumulated) or
+ * NULL. With both NULL only the loss is computed (evaluation). */
+void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
+                         const int32_t *ids, const int32_t *targets, const float *weights,
+                         float norm, float *grads, lora_set *lora_grads,
+                         llama_loss_stats *st);
+
+/* Logits for every row after llama_forward: out (N, V). */
+void llama_logits(const hn_model *m, llama_acts *a, float *out);
+
+#endif

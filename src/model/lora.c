@@ -1,0 +1,269 @@
+/* lora.c — LoRA adapter sets: creation (PEFT initialisation), PEFT-layout
+ * save/load, and merging into base weights for inference. */
+#include "model/lora.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "format/safetensors.h"
+
+static const char *target_names[LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                    "gate_proj", "up_proj", "down_proj"};
+static const char *target_short[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+const char *lora_target_name(int t) {
+    return t >= 0 && t < LORA_N_TARGETS ? target_names[t] : "?";
+}
+
+hn_status lora_parse_targets(const char *s, unsigned *mask, hn_err *err) {
+    *mask = 0;
+    if (!s || !*s || !strcmp(s, "all")) {
+        *mask = (1u << LORA_N_TARGETS) - 1;
+        return HN_OK;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tokn = strtok_r(buf, ",", &save); tokn;
+         tokn = strtok_r(NULL, ",", &save)) {
+        int found = -1;
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            if (!strcmp(tokn, target_names[t]) || !strcmp(tokn, target_short[t])) found = t;
+        if (found < 0)
+            return hn_errf(err, HN_EINVAL,
+                           "unknown LoRA target '%s' (use q,k,v,o,gate,up,down or all)", tokn);
+        *mask |= 1u << found;
+    }
+    return HN_OK;
+}
+
+static void target_shape(const hn_model *m, int t, int *out, int *in) {
+    const model_config *c = &m->cfg;
+    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    const int shapes[LORA_N_TARGETS][2] = {{qd, c->dim}, {kvd, c->dim}, {kvd, c->dim},
+                                           {c->dim, qd}, {c->hidden_dim, c->dim},
+                                           {c->hidden_dim, c->dim}, {c->dim, c->hidden_dim}};
+    *out = shapes[t][0];
+    *in = shapes[t][1];
+}
+
+static hn_status lora_alloc(const hn_model *m, int rank, float alpha, unsigned targets,
+                            lora_set **out, hn_err *err) {
+    if (rank <= 0 || rank > 4096) return hn_errf(err, HN_EINVAL, "LoRA rank %d out of range", rank);
+    if (!targets) return hn_errf(err, HN_EINVAL, "no LoRA target modules");
+    lora_set *l = calloc(1, sizeof *l);
+    int L = m->cfg.n_layers;
+    if (l) l->pairs = calloc((size_t)L, sizeof *l->pairs);
+    if (!l || !l->pairs) {
+        free(l);
+        return hn_errf(err, HN_ENOMEM, "out of memory");
+    }
+    l->rank = rank;
+    l->alpha = alpha;
+    l->scale = alpha / rank;
+    l->targets = targets;
+    l->n_layers = L;
+    size_t total = 0;
+    for (int t = 0; t < LORA_N_TARGETS; t++) {
+        if (!(targets >> t & 1)) continue;
+        int o, i;
+        target_shape(m, t, &o, &i);
+        total += (size_t)L * rank * (size_t)(o + i);
+    }
+    l->slab = calloc(total, sizeof(float));
+    if (!l->slab) {
+        lora_free(l);
+        return hn_errf(err, HN_ENOMEM, "out of memory for LoRA parameters");
+    }
+    l->n_params = total;
+    float *p = l->slab;
+    /* layer-major, then target, A before B: the PEFT tensor order */
+    for (int layer = 0; layer < L; layer++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            if (!(targets >> t & 1)) continue;
+            lora_pair *lp = &l->pairs[layer][t];
+            target_shape(m, t, &lp->out, &lp->in);
+            lp->A = p;
+            p += (size_t)rank * lp->in;
+            lp->B = p;
+            p += (size_t)lp->out * rank;
+        }
+    *out = l;
+    return HN_OK;
+}
+
+hn_status lora_create(const hn_model *m, int rank, float alpha, unsigned targets, hn_rng *rng,
+                      lora_set **out, hn_err *err) {
+    hn_status s = lora_alloc(m, rank, alpha, targets, out, err);
+    if (s != HN_OK || !rng) return s;
+    lora_set *l = *out;
+    for (int layer = 0; layer < l->n_layers; layer++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            lora_pair *lp = &l->pairs[layer][t];
+            if (!lp->A) continue;
+            float bound = 1.0f / sqrtf((float)lp->in);
+            for (size_t i = 0; i < (size_t)rank * lp->in; i++)
+                lp->A[i] = (2.0f * hn_rng_uniform(rng) - 1.0f) * bound;
+        }
+    return HN_OK;
+}
+
+void lora_free(lora_set *l) {
+    if (!l) return;
+    free(l->slab);
+    free(l->pairs);
+    free(l);
+}
+
+static const char *module_of(int t) { return t <= LORA_O ? "self_attn" : "mlp"; }
+
+void lora_tensor_name(char *out, size_t cap, int layer, int t, bool is_b) {
+    snprintf(out, cap, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer,
+             module_of(t), target_names[t], is_b ? 'B' : 'A');
+}
+
+static hn_status write_config(const lora_set *l, const hn_model *m, const char *dir,
+                              hn_err *err) {
+    json_t *j = json_object(), *tm = json_array();
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (l->targets >> t & 1) json_array_append_new(tm, json_string(target_names[t]));
+    json_object_set_new(j, "peft_type", json_string("LORA"));
+    json_object_set_new(j, "task_type", json_string("CAUSAL_LM"));
+    json_object_set_new(j, "r", json_integer(l->rank));
+    json_object_set_new(j, "lora_alpha", json_real(l->alpha));
+    json_object_set_new(j, "lora_dropout", json_real(0.0));
+    json_object_set_new(j, "bias", json_string("none"));
+    json_object_set_new(j, "fan_in_fan_out", json_false());
+    json_object_set_new(j, "target_modules", tm);
+    json_object_set_new(j, "base_model_name_or_path", json_string(m->cfg.name));
+    char *txt = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    char path[4096];
+    hn_path_join(path, sizeof path, dir, "adapter_config.json");
+    const void *parts[] = {txt};
+    size_t lens[] = {strlen(txt)};
+    hn_status s = hn_file_write_atomic(path, parts, lens, 1, err);
+    free(txt);
+    return s;
+}
+
+hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_err *err) {
+    hn_status s = hn_mkdirs(dir, err);
+    if (s != HN_OK) return s;
+    size_t n = 0, cap = (size_t)l->n_layers * LORA_N_TARGETS * 2;
+    st_wtensor *ts = calloc(cap, sizeof *ts);
+    char (*names)[128] = calloc(cap, sizeof *names);
+    if (!ts || !names) {
+        free(ts);
+        free(names);
+        return hn_errf(err, HN_ENOMEM, "out of memory");
+    }
+    for (int layer = 0; layer < l->n_layers; layer++)
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            const lora_pair *lp = &l->pairs[layer][t];
+            if (!lp->A) continue;
+            for (int b = 0; b < 2; b++) {
+                lora_tensor_name(names[n], sizeof names[n], layer, t, b);
+                ts[n] = (st_wtensor){names[n], ST_F32, 2,
+                                     {b ? lp->out : l->rank, b ? l->rank : lp->in},
+                                     b ? lp->B : lp->A};
+                n++;
+            }
+        }
+    char path[4096];
+    hn_path_join(path, sizeof path, dir, "adapter_model.safetensors");
+    const char *meta[] = {"format", "pt", NULL};
+    s = st_write(path, ts, n, meta, err);
+    free(ts);
+    free(names);
+    return s == HN_OK ? write_config(l, m, dir, err) : s;
+}
+
+static hn_status read_config(const char *dir, int *rank, float *alpha, unsigned *targets,
+                             hn_err *err) {
+    char path[4096];
+    hn_path_join(path, sizeof path, dir, "adapter_config.json");
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) return hn_errf(err, HN_EFORMAT, "%s:%d: %s", path, je.line, je.text);
+    json_t *r = json_object_get(j, "r"), *a = json_object_get(j, "lora_alpha");
+    json_t *tm = json_object_get(j, "target_modules");
+    hn_status s = HN_OK;
+    if (!json_is_integer(r) || !json_is_number(a) || !json_is_array(tm))
+        s = hn_errf(err, HN_EFORMAT, "%s: needs integer r, number lora_alpha, target_modules list", path);
+    *targets = 0;
+    for (size_t i = 0; s == HN_OK && i < json_array_size(tm); i++) {
+        unsigned one;
+        s = lora_parse_targets(json_string_value(json_array_get(tm, i)), &one, err);
+        if (s != HN_OK) hn_err_prefix(err, "%s: target_modules", path);
+        *targets |= one;
+    }
+    if (s == HN_OK) {
+        *rank = (int)json_integer_value(r);
+        *alpha = (float)json_number_value(a);
+    }
+    json_decref(j);
+    return s;
+}
+
+hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *err) {
+    int rank = 0;
+    float alpha = 0;
+    unsigned targets = 0;
+    *out = NULL;
+    hn_status s = read_config(dir, &rank, &alpha, &targets, err);
+    if (s != HN_OK) return s;
+    char path[4096];
+    hn_path_join(path, sizeof path, dir, "adapter_model.safetensors");
+    st_model *st;
+    if ((s = st_open(path, &st, err)) != HN_OK) return s;
+    lora_set *l;
+    if ((s = lora_alloc(m, rank, alpha, targets, &l, err)) != HN_OK) {
+        st_close(st);
+        return s;
+    }
+    for (int layer = 0; s == HN_OK && layer < l->n_layers; layer++)
+        for (int t = 0; s == HN_OK && t < LORA_N_TARGETS; t++) {
+            lora_pair *lp = &l->pairs[layer][t];
+            for (int b = 0; lp->A && s == HN_OK && b < 2; b++) {
+                char name[128];
+                lora_tensor_name(name, sizeof name, layer, t, b);
+                const st_tensor *ten = st_find(st, name);
+                uint64_t want = (uint64_t)rank * (b ? lp->out : lp->in);
+                if (!ten || ten->n_elems != want || ten->n_dims != 2)
+                    s = hn_errf(err, HN_EFORMAT, "%s: tensor '%s' missing or not %d x %d (adapter "
+                                "made for a different base model?)", path, name,
+                                b ? lp->out : rank, b ? rank : lp->in);
+                else
+                    s = st_tensor_to_f32(ten, b ? lp->B : lp->A, err);
+            }
+        }
+    st_close(st);
+    if (s != HN_OK) {
+        lora_free(l);
+        return s;
+    }
+    *out = l;
+    return HN_OK;
+}
+
+void lora_merge(const lora_set *l, hn_model *m) {
+    for (int layer = 0; layer < l->n_layers; layer++) {
+        layer_weights *w = &m->w.layers[layer];
+        float *W[LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+        for (int t = 0; t < LORA_N_TARGETS; t++) {
+            const lora_pair *lp = &l->pairs[layer][t];
+            if (!lp->A) continue;
+            for (int o = 0; o < lp->out; o++)
+                for (int k = 0; k < l->rank; k++) {
+                    float b = l->scale * lp->B[(size_t)o * l->rank + k];
+                    const float *a = lp->A + (size_t)k * lp->in;
+                    float *row = W[t] + (size_t)o * lp->in;
+                    for (int i = 0; i < lp->in; i++) row[i] += b * a[i];
+                }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+/* lora.h — LoRA adapters: low-rank updates W + (alpha/r) * B @ A on the
+ * linear layers of a model, with A (r, in) and B (out, r) in one slab in PEFT
+ * order, and the PEFT on-disk layout (adapter_model.safetensors +
+ * adapter_config.json). The base weights are never modified by training. */
+#ifndef HN_LORA_H
+#define HN_LORA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/err.h"
+#include "base/rng.h"
+#include "model/model.h"
+
+enum lora_target {
+    LORA_Q = 0, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TARGETS
+};
+
+typedef struct lora_pair {
+    float *A;  /* (r, in) */
+    float *B;  /* (out, r) */
+    int in, out;
+} lora_pair;
+
+typedef struct lora_set {
+    int rank;
+    float alpha, scale; /* scale = alpha / rank */
+    unsigned targets;    /* bit mask of enum lora_target */
+    int n_layers;
+    lora_pair (*pairs)[LORA_N_TARGETS]; /* [n_layers][target]; A == NULL if not targeted */
+    float *slab;
+    size_t n_params;
+} lora_set;
+
+const char *lora_target_name(int target); /* "q_proj", ... */
+/* Parses "q,k,v,o,gate,up,down" or "all" (HF names like q_proj accepted too). */
+hn_status lora_parse_targets(const char *s, unsigned *mask, hn_err *err);
+
+/* A: kaiming-uniform like PEFT (bound = 1/sqrt(in)); B: zeros. */
+hn_status lora_create(const hn_model *m, int rank, float alpha, unsigned targets, hn_rng *rng,
+                      lora_set **out, hn_err *err);
+void lora_free(lora_set *l);
+/* "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" style name. */
+void lora_tensor_name(char *out, size_t cap, int layer, int target, bool is_b);
+/* Writes dir/adapter_model.safetensors and dir/adapter_config.json. */
+hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_err *err);
+hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *err);
+/* W += scale * B @ A for every pair (inference with an adapter). */
+void lora_merge(const lora_set *l, hn_model *m);
+
+#endif

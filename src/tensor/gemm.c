@@ -1,0 +1,77 @@
+/* gemm.c — GEMM dispatch and the portable reference backend.
+ * The reference is a straightforward loop nest ordered so the inner loop is
+ * contiguous (vectorizable); it is the oracle the faster backends are tested
+ * against, not a fast path. */
+#include "tensor/gemm.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+static gemm_backend g_backend = GEMM_N_BACKENDS; /* unset: resolve from env */
+
+static gemm_backend resolve_backend(void) {
+    const char *e = getenv("HONE_GEMM");
+    if (e && !strcmp(e, "ref")) return GEMM_REF;
+    return GEMM_OPENBLAS;
+}
+
+gemm_backend gemm_get_backend(void) {
+    if (g_backend == GEMM_N_BACKENDS) g_backend = resolve_backend();
+    return g_backend;
+}
+
+void gemm_set_backend(gemm_backend b) { g_backend = b; }
+
+const char *gemm_backend_name(gemm_backend b) {
+    static const char *names[] = {"ref", "openblas"};
+    _Static_assert(sizeof names / sizeof names[0] == GEMM_N_BACKENDS, "backend names");
+    return (unsigned)b < GEMM_N_BACKENDS ? names[b] : "?";
+}
+
+static void gemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    #pragma omp parallel for schedule(static) if ((long)M * N * K > 1 << 16)
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, sizeof(float) * N);
+        else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
+        for (int k = 0; k < K; k++) {
+            float a = alpha * (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+            if (!tb) {
+                const float *b = B + (size_t)k * ldb;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            } else {
+                for (int j = 0; j < N; j++) c[j] += a * B[(size_t)j * ldb + k];
+            }
+        }
+    }
+}
+
+void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* C = beta*C */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
+        return;
+    }
+    if (gemm_get_backend() == GEMM_REF) {
+        gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_xwt(int T, int out, int in, const float *x, const float *W, float *y, bool acc) {
+    gemm_f32(false, true, T, out, in, 1.0f, x, in, W, in, acc ? 1.0f : 0.0f, y, out);
+}
+
+void gemm_xw(int T, int out, int in, const float *dy, const float *W, float *dx, bool acc) {
+    gemm_f32(false, false, T, in, out, 1.0f, dy, out, W, in, acc ? 1.0f : 0.0f, dx, in);
+}
+
+void gemm_dw(int T, int out, int in, const float *dy, const float *x, float *dW, bool acc) {
+    gemm_f32(true, false, out, in, T, 1.0f, dy, out, x, in, acc ? 1.0f : 0.0f, dW, in);
+}
