@@ -13,7 +13,8 @@ static const char *usage =
     "\n"
     "  --model PATH        GGUF file or Hugging Face model directory\n"
     "                      (default: $HONE_MODEL or the bundled stories260K)\n"
-    "  --adapter DIR       LoRA adapter (PEFT layout) to apply on top of the model\n"
+    "  --adapter DIR       a fine-tune of the model: a LoRA adapter (PEFT layout) or the\n"
+    "                      final/ or checkpoint directory of `hone finetune`\n"
     "  --prompt TEXT       text to continue (default: empty, i.e. start from BOS)\n"
     "  --max-tokens N      new tokens at most (default 256; stops earlier at EOS)\n"
     "  --temperature T     0 = greedy (default 0.8)\n"
@@ -64,11 +65,7 @@ int cmd_generate(int argc, char **argv) {
     int rc = 1;
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, cap = 0;
-    lora_set *lo = NULL;
-    if (adapter) {
-        if (lora_load(m, adapter, &lo, &err) != HN_OK) goto done;
-        lora_merge(lo, m);
-    }
+    if (adapter && model_apply_finetune(m, adapter, &err) != HN_OK) goto done;
     if (tok_encode(m->tok, prompt, strlen(prompt), true, &ids, &n, &cap, &err) != HN_OK) goto done;
     fputs(prompt, stdout);
     gen_result res;
@@ -87,7 +84,6 @@ done:
     if (rc) fprintf(stderr, "hone generate: %s\n", err.msg);
     free(ids);
     free(out);
-    lora_free(lo);
     model_free(m);
     return rc;
 }

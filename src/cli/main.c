@@ -11,6 +11,9 @@ static const struct {
 } commands[] = {
     {"generate", cmd_generate, "generate text from a model"},
     {"inspect", cmd_inspect, "show a model's config, tokenizer and tensors"},
+    {"finetune", cmd_finetune, "fine-tune a model (LoRA or full) on chat JSONL"},
+    {"data", cmd_data, "check a training file: format, tokens, plan (data check FILE)"},
+    {"serve", cmd_serve, "run the OpenAI-compatible API server"},
 };
 
 static void usage(FILE *f) {

@@ -8,6 +8,7 @@
 #ifndef HN_SAFETENSORS_H
 #define HN_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,5 +62,12 @@ typedef struct st_wtensor {
 
 hn_status st_write(const char *path, const st_wtensor *tensors, size_t n,
                    const char *const *meta, hn_err *err);
+
+/* --- additions --- */
+/* Parses a dtype name ("F32", ...); false for names hone does not load. */
+bool st_dtype_parse(const char *s, st_dtype *out);
+/* Shard files: count and path of shard i (st_tensor.shard), NULL if out of range. */
+size_t st_n_shards(const st_model *m);
+const char *st_shard_path(const st_model *m, int shard);
 
 #endif

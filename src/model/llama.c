@@ -98,6 +98,15 @@ hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llam
     return HN_OK;
 }
 
+void llama_acts_reshape(llama_acts *a, const hn_model *m, int B, int T) {
+    if (a->B == B && a->T == T) return;
+    a->B = B;
+    a->T = T;
+    a->N = B * T;
+    plan p = {0, a->slab};
+    plan_acts(m, a, &p);
+}
+
 void llama_acts_free(llama_acts *a) {
     if (!a) return;
     free(a->slab);

@@ -45,6 +45,9 @@ enum { LLAMA_LOSS_CHUNK = 64 };
 hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llama_acts **out,
                             hn_err *err);
 void llama_acts_free(llama_acts *a);
+/* Re-plans the buffers for a smaller (B, T) inside the same allocation
+ * (B*T and B*T*T must not exceed the created shape's). */
+void llama_acts_reshape(llama_acts *a, const hn_model *m, int B, int T);
 
 /* Views of a parameter-shaped slab (gradients, optimizer moments). */
 void model_weights_view(const hn_model *m, float *slab, model_weights *w, layer_weights *layers);

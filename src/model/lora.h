@@ -48,4 +48,8 @@ hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *
 /* W += scale * B @ A for every pair (inference with an adapter). */
 void lora_merge(const lora_set *l, hn_model *m);
 
+/* Applies a fine-tune directory to m: merges a PEFT adapter, or loads a full
+ * fine-tune's model.safetensors over the base weights. */
+hn_status model_apply_finetune(hn_model *m, const char *dir, hn_err *err);
+
 #endif

@@ -30,18 +30,29 @@ int tok_vocab_size(const tok *t);
 int tok_bos(const tok *t); /* -1 if none */
 int tok_eos(const tok *t); /* -1 if none */
 int tok_unk(const tok *t); /* -1 if none */
+int tok_pad(const tok *t); /* -1 if none */
+/* Whether the file asks for BOS to be added (tokenizer.ggml.add_bos_token,
+ * tokenizer_config.json add_bos_token; default true) and a BOS exists. */
+bool tok_default_add_bos(const tok *t);
+/* Id of the piece with exactly these bytes (e.g. "<s>", "<0x0A>"), or -1. */
+int tok_find(const tok *t, const char *piece, size_t len);
 /* The raw piece text of id (e.g. "▁the", "<0x0A>", "<s>"), or "" if out of range. */
 const char *tok_piece(const tok *t, int id);
-bool tok_is_special(const tok *t, int id); /* control tokens like <s>, </s> */
+/* Control and unknown tokens (<s>, </s>, <unk>): they decode to nothing. */
+bool tok_is_special(const tok *t, int id);
 
 /* Encodes text[0..len) and appends the ids to *ids (a malloc'd array grown as
- * needed; *n and *cap track it). add_bos prepends BOS when the tokenizer has one. */
+ * needed; *n and *cap track it). add_bos prepends BOS when the tokenizer has one.
+ * Text like "<s>" is encoded as plain text, never as a control id. On error
+ * nothing is appended (*n is unchanged). See docs/tokenizer.md. */
 hn_status tok_encode(const tok *t, const char *text, size_t len, bool add_bos,
                      int32_t **ids, size_t *n, size_t *cap, hn_err *err);
 
 /* As tok_encode, and also appends to *starts the byte offset in text at which
  * each token begins (BOS and a prepended "▁" get offset 0; a "▁" that replaced
- * a space starts at that space). Used to build loss masks from character spans. */
+ * a space starts at that space; byte tokens of one character all start at it).
+ * *ids and *starts are grown together and share *cap: always pass both.
+ * Used to build loss masks from character spans. */
 hn_status tok_encode_spans(const tok *t, const char *text, size_t len, bool add_bos,
                            int32_t **ids, uint32_t **starts, size_t *n, size_t *cap,
                            hn_err *err);

@@ -8,7 +8,9 @@
 
 #include "base/err.h"
 
-typedef enum ft_method { FT_LORA = 0, FT_FULL = 1 } ft_method;
+/* FT_AUTO: full fine-tuning when weights + gradients + AdamW moments (16
+ * bytes per parameter) fit in a quarter of physical memory, else LoRA. */
+typedef enum ft_method { FT_LORA = 0, FT_FULL = 1, FT_AUTO = 2 } ft_method;
 
 typedef struct ft_config {
     const char *model_path;  /* GGUF file or HF dir */
@@ -16,7 +18,7 @@ typedef struct ft_config {
     const char *valid_path;  /* optional */
     const char *out_dir;     /* metrics.csv, checkpoints/, final/ */
     const char *resume_dir;  /* optional checkpoint dir to resume from */
-    ft_method method;
+    ft_method method;        /* default FT_AUTO */
     int n_epochs;            /* 0 = auto */
     int batch_size;          /* 0 = auto */
     double lr_multiplier;    /* 0 = auto */
@@ -59,10 +61,18 @@ typedef struct ft_result {
     long long trained_tokens;
     int steps;
     int n_epochs, batch_size;
+    ft_method method;        /* resolved */
     double lr_multiplier;
     double final_train_loss, final_valid_loss;
     char final_dir[1024]; /* out_dir/final */
 } ft_result;
+
+/* "auto" rules (docs/training.md): OpenAI's n_epochs heuristic, batch size
+ * ~0.2% of the examples in 1..256, base learning rate per method. */
+int ft_auto_epochs(int n_examples);
+int ft_auto_batch_size(int n_examples);
+double ft_base_lr(ft_method m);
+ft_method ft_auto_method(size_t n_params);
 
 hn_status ft_run(const ft_config *cfg, const ft_callbacks *cb, ft_result *res, hn_err *err);
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hone builds and tests with (only the missing
+# ones; needs root or sudo), and the npm packages of the integration tests.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libjansson-dev libsqlite3-dev libmicrohttpd-dev libopenblas-dev libpcre2-dev
+      libcurl4-openssl-dev nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$here/tests/integ/node/package-lock.json" ] && [ ! -d "$here/tests/integ/node/node_modules" ]; then
+  (cd "$here/tests/integ/node" && npm ci --no-audit --no-fund --silent)
+fi

@@ -1,0 +1,299 @@
+/* template.c — the chat_template object and hone's DEFAULT template.
+ *
+ * The default template (docs/data.md has the normative text) renders a
+ * conversation as plain text segments, each encoded with one tok_encode call:
+ *
+ *   [BOS] <leading system contents, each + "\n"> ["Tools: " <tools JSON> "\n"]
+ *         "User: " <content> "\n"  |  "Tool: " <content> "\n"  |  "System: " <content> "\n"
+ *         "Assistant:" [" " <answer>]  -> end of segment, then EOS
+ *   next segment: "User: ..." ... "Assistant: ..." EOS ...
+ *
+ * The answer span (" " + answer) and the EOS of each weight-1 assistant
+ * message are the targets: a token is a target when the byte offset where it
+ * starts (tok_encode_spans) lies inside an answer span. */
+#include "chat/template.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+
+typedef enum tmpl_kind { TMPL_DEFAULT = 0, TMPL_JINJA = 1 } tmpl_kind;
+
+struct chat_template {
+    tmpl_kind kind;
+    char *source; /* Jinja source (TMPL_JINJA) */
+};
+
+hn_status chat_template_default(chat_template **out, hn_err *err) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    (*out)->kind = TMPL_DEFAULT;
+    return HN_OK;
+}
+
+hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err *err) {
+    (void)src;
+    *out = NULL;
+    return hn_errf(err, HN_EUNSUPPORTED,
+                   "the model has a Jinja chat template; Jinja templates are not supported yet");
+}
+
+hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn_err *err) {
+    if (!jinja_src || !*jinja_src) return chat_template_default(out, err);
+    return chat_template_from_jinja(jinja_src, out, err);
+}
+
+void chat_template_free(chat_template *t) {
+    if (!t) return;
+    free(t->source);
+    free(t);
+}
+
+const char *chat_template_name(const chat_template *t) {
+    return t->kind == TMPL_DEFAULT ? "hone-default" : "jinja";
+}
+
+int chat_template_eot(const chat_template *t, const tok *tk) {
+    (void)t;
+    return tok_eos(tk);
+}
+
+const char *chat_template_reply_text(const chat_template *t, const char *decoded) {
+    (void)t;
+    return decoded[0] == ' ' ? decoded + 1 : decoded;
+}
+
+/* ---- render buffers ---------------------------------------------------- */
+
+void chat_render_init(chat_render *r) { memset(r, 0, sizeof *r); }
+
+void chat_render_free(chat_render *r) {
+    free(r->ids);
+    free(r->trained);
+    free(r->turns);
+    memset(r, 0, sizeof *r);
+}
+
+static void render_reset(chat_render *r) {
+    r->n = r->n_trained = r->n_full = r->n_trained_full = 0;
+    r->n_turns = 0;
+    r->truncated = false;
+}
+
+static bool render_push(chat_render *r, int32_t id, uint8_t trained) {
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        int32_t *ids = realloc(r->ids, cap * sizeof *ids);
+        if (ids) r->ids = ids;
+        uint8_t *tr = realloc(r->trained, cap);
+        if (tr) r->trained = tr;
+        if (!ids || !tr) return false;
+        r->cap = cap;
+    }
+    r->ids[r->n] = id;
+    r->trained[r->n++] = trained;
+    r->n_trained += trained;
+    return true;
+}
+
+static chat_turn *render_add_turn(chat_render *r) {
+    if (r->n_turns == r->cap_turns) {
+        int cap = r->cap_turns ? r->cap_turns * 2 : 8;
+        chat_turn *t = realloc(r->turns, (size_t)cap * sizeof *t);
+        if (!t) return NULL;
+        r->turns = t;
+        r->cap_turns = cap;
+    }
+    chat_turn *t = &r->turns[r->n_turns++];
+    memset(t, 0, sizeof *t);
+    t->eot_index = -1;
+    return t;
+}
+
+/* ---- default template -------------------------------------------------- */
+
+/* The text of the segment being built and the answer span inside it. */
+typedef struct seg {
+    hn_buf text;
+    size_t ans_begin, ans_end; /* byte span of " " + answer */
+    int msg_index;
+    bool trained;
+    /* scratch for tok_encode_spans */
+    int32_t *ids;
+    uint32_t *starts;
+    size_t n, cap;
+} seg;
+
+/* Appends `{"name":NAME,"arguments":ARGS}`; ARGS verbatim when it is valid
+ * JSON (so the user's spelling is kept), else as a JSON string. */
+static void put_tool_call(hn_buf *b, const chat_tool_call *tc) {
+    json_t *name = json_string(tc->name);
+    char *qn = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+    json_t *parsed = json_loads(tc->arguments, JSON_DECODE_ANY, NULL);
+    json_t *astr = parsed ? NULL : json_string(tc->arguments);
+    char *qa = astr ? json_dumps(astr, JSON_ENCODE_ANY) : NULL;
+    hn_buf_printf(b, "{\"name\":%s,\"arguments\":%s}", qn ? qn : "\"\"",
+                  parsed ? tc->arguments : qa ? qa : "\"\"");
+    if (!qn || (!parsed && !qa)) b->oom = true;
+    free(qn);
+    free(qa);
+    json_decref(name);
+    json_decref(parsed);
+    json_decref(astr);
+}
+
+/* The answer body: content, then one JSON line per tool call. */
+static void put_answer(hn_buf *b, const chat_message *m) {
+    size_t start = b->len;
+    hn_buf_append(b, m->content, m->content_len);
+    for (int j = 0; j < m->n_tool_calls; j++) {
+        if (b->len > start) hn_buf_putc(b, '\n');
+        put_tool_call(b, &m->tool_calls[j]);
+    }
+}
+
+static void put_line(hn_buf *b, const char *prefix, const chat_message *m) {
+    hn_buf_puts(b, prefix);
+    hn_buf_append(b, m->content, m->content_len);
+    hn_buf_putc(b, '\n');
+}
+
+/* Encodes the segment, appends its tokens (targets: tokens starting inside
+ * the answer span of a trained message), then EOS if end_turn. */
+static hn_status seg_flush(seg *s, const tok *tk, chat_render *r, bool end_turn, hn_err *err) {
+    if (s->text.oom) return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    bool bos = r->n == 0 && tok_default_add_bos(tk);
+    s->n = 0;
+    hn_status st = tok_encode_spans(tk, s->text.data ? s->text.data : "", s->text.len, bos,
+                                    &s->ids, &s->starts, &s->n, &s->cap, err);
+    if (st != HN_OK) return st;
+    chat_turn *turn = end_turn ? render_add_turn(r) : NULL;
+    if (end_turn && !turn) return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    if (turn) turn->msg_index = s->msg_index, turn->trained = s->trained, turn->tok_begin = SIZE_MAX;
+    for (size_t k = 0; k < s->n; k++) {
+        bool in = turn && !(bos && k == 0) && s->starts[k] >= s->ans_begin &&
+                  s->starts[k] < s->ans_end;
+        if (in && turn->tok_begin == SIZE_MAX) turn->tok_begin = r->n;
+        if (!render_push(r, s->ids[k], in && s->trained))
+            return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    }
+    if (end_turn) {
+        if (turn->tok_begin == SIZE_MAX) turn->tok_begin = r->n;
+        turn->eot_index = (long)r->n;
+        if (!render_push(r, tok_eos(tk), s->trained))
+            return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+        turn->tok_end = r->n;
+    }
+    hn_buf_clear(&s->text);
+    return HN_OK;
+}
+
+/* Adds message i to the segment; flushes after an assistant message. */
+static hn_status put_message(seg *s, const tok *tk, const chat_example *ex, int i, bool leading,
+                             chat_render *r, hn_err *err) {
+    const chat_message *m = &ex->msgs[i];
+    switch (m->role) {
+    case CHAT_SYSTEM:
+        if (leading) {
+            hn_buf_append(&s->text, m->content, m->content_len);
+            hn_buf_putc(&s->text, '\n');
+        } else {
+            put_line(&s->text, "System: ", m);
+        }
+        return HN_OK;
+    case CHAT_USER: put_line(&s->text, "User: ", m); return HN_OK;
+    case CHAT_TOOL: put_line(&s->text, "Tool: ", m); return HN_OK;
+    case CHAT_ASSISTANT: break;
+    }
+    hn_buf_puts(&s->text, "Assistant:");
+    hn_buf body;
+    hn_buf_init(&body);
+    put_answer(&body, m);
+    s->msg_index = i;
+    s->trained = m->weight != 0;
+    s->ans_begin = s->ans_end = s->text.len;
+    if (body.len) {
+        hn_buf_putc(&s->text, ' ');
+        hn_buf_append(&s->text, body.data, body.len);
+        s->ans_end = s->text.len;
+    }
+    if (body.oom) s->text.oom = true;
+    hn_buf_free(&body);
+    return seg_flush(s, tk, r, true, err);
+}
+
+/* Renders all messages; with gen_prompt, ends with "Assistant:" (no EOS). */
+static hn_status render_default(const tok *tk, const chat_example *ex, bool gen_prompt,
+                                chat_render *r, hn_err *err) {
+    if (tok_eos(tk) < 0)
+        return hn_errf(err, HN_EUNSUPPORTED,
+                       "chat template: the tokenizer has no EOS token to end assistant turns");
+    seg s = {0};
+    hn_buf_init(&s.text);
+    hn_status st = HN_OK;
+    int i = 0;
+    for (; st == HN_OK && i < ex->n_msgs && ex->msgs[i].role == CHAT_SYSTEM; i++)
+        st = put_message(&s, tk, ex, i, true, r, err);
+    if (ex->tools_json) {
+        hn_buf_puts(&s.text, "Tools: ");
+        hn_buf_puts(&s.text, ex->tools_json);
+        hn_buf_putc(&s.text, '\n');
+    }
+    for (; st == HN_OK && i < ex->n_msgs; i++) st = put_message(&s, tk, ex, i, false, r, err);
+    if (st == HN_OK && gen_prompt) hn_buf_puts(&s.text, "Assistant:");
+    if (st == HN_OK && (s.text.len || r->n == 0)) st = seg_flush(&s, tk, r, false, err);
+    hn_buf_free(&s.text);
+    free(s.ids);
+    free(s.starts);
+    return st;
+}
+
+static void truncate_render(chat_render *r, size_t max_seq_len) {
+    r->n_full = r->n;
+    r->n_trained_full = r->n_trained;
+    if (!max_seq_len || r->n <= max_seq_len) return;
+    for (size_t k = max_seq_len; k < r->n; k++) r->n_trained -= r->trained[k];
+    r->n = max_seq_len;
+    r->truncated = true;
+}
+
+hn_status chat_template_render(const chat_template *t, const tok *tk, const chat_example *ex,
+                               size_t max_seq_len, chat_render *r, hn_err *err) {
+    render_reset(r);
+    if (t->kind != TMPL_DEFAULT) return hn_errf(err, HN_EUNSUPPORTED, "chat template: not supported");
+    hn_status st = render_default(tk, ex, false, r, err);
+    if (st != HN_OK) return st;
+    truncate_render(r, max_seq_len);
+    return HN_OK;
+}
+
+hn_status chat_render_prompt(const chat_template *t, const tok *tk, const chat_example *ex,
+                             chat_render *r, hn_err *err) {
+    render_reset(r);
+    if (t->kind != TMPL_DEFAULT) return hn_errf(err, HN_EUNSUPPORTED, "chat template: not supported");
+    hn_status st = render_default(tk, ex, true, r, err);
+    if (st != HN_OK) return st;
+    memset(r->trained, 0, r->n);
+    r->n_trained = 0;
+    truncate_render(r, 0);
+    return HN_OK;
+}
+
+hn_status chat_render_check_eot(const chat_template *t, const tok *tk, const chat_render *r,
+                                hn_err *err) {
+    int eot = chat_template_eot(t, tk);
+    for (int k = 0; k < r->n_turns; k++) {
+        const chat_turn *turn = &r->turns[k];
+        if (!turn->trained || turn->tok_begin >= r->n) continue; /* context, or cut away */
+        long e = turn->eot_index;
+        if (e >= (long)r->n) continue; /* the turn's end was truncated away */
+        if (e < 0 || r->ids[e] != eot || !r->trained[e])
+            return hn_errf(err, HN_EINVAL,
+                           "messages[%d]: the end-of-turn token '%s' (id %d) of this trained "
+                           "assistant message is not in the loss mask with template %s; the "
+                           "model would never learn to stop",
+                           turn->msg_index, tok_piece(tk, eot), eot, chat_template_name(t));
+    }
+    return HN_OK;
+}

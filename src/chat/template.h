@@ -1,0 +1,88 @@
+/* template.h — chat templates: a conversation -> token ids + a per-token loss
+ * mask (training), or -> a prompt ending in the generation prompt (serving).
+ *
+ * Training and serving go through the same chat_template object, so the text
+ * the model is trained on and the prompt it is served with cannot drift apart
+ * (docs/pitfalls.md #1). Today there is one implementation, hone's DEFAULT
+ * template for base models without a chat template (exact rules in
+ * docs/data.md); a Jinja-backed one (chat_template_from_jinja) will plug in
+ * behind the same functions.
+ *
+ * Mask convention: trained[i] = 1 means token i is a target (its logit at
+ * position i-1 enters the loss). Token 0 is never a target. */
+#ifndef HN_CHAT_TEMPLATE_H
+#define HN_CHAT_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "chat/dataset.h"
+#include "tokenizer/tok.h"
+
+typedef struct chat_template chat_template;
+
+/* hone's default template (fails only on out-of-memory). */
+hn_status chat_template_default(chat_template **out, hn_err *err);
+/* A model's Jinja template. Not implemented yet: HN_EUNSUPPORTED. */
+hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err *err);
+/* What a model asks for: jinja_src NULL (no template in the model) -> the
+ * default template, else chat_template_from_jinja. */
+hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn_err *err);
+void chat_template_free(chat_template *t);
+/* "hone-default" or "jinja". */
+const char *chat_template_name(const chat_template *t);
+/* The token that ends an assistant turn (EOS for the default template): it is
+ * trained at the end of every trained turn and stops generation. -1 if none. */
+int chat_template_eot(const chat_template *t, const tok *tk);
+
+/* One assistant message of a rendering, in full-sequence token indices. */
+typedef struct chat_turn {
+    int msg_index;
+    bool trained;        /* weight 1 */
+    size_t tok_begin;    /* first token of the answer */
+    size_t tok_end;      /* one past its end-of-turn token */
+    long eot_index;      /* index of the end-of-turn token, -1 if the template has none */
+} chat_turn;
+
+typedef struct chat_render {
+    int32_t *ids;
+    uint8_t *trained;      /* 1 = token is a target */
+    size_t n, cap;         /* tokens kept (after truncation) */
+    size_t n_trained;      /* targets kept */
+    size_t n_full;         /* tokens before truncation */
+    size_t n_trained_full; /* targets before truncation */
+    bool truncated;        /* n_full > max_seq_len: tokens were cut from the end */
+    chat_turn *turns;      /* assistant messages, in order */
+    int n_turns, cap_turns;
+} chat_render;
+
+void chat_render_init(chat_render *r);
+void chat_render_free(chat_render *r);
+
+/* Renders a training example. max_seq_len > 0 truncates the sequence from the
+ * end to at most that many tokens (OpenAI truncates long examples the same
+ * way); r->truncated and r->n_trained_full - r->n_trained then tell what was
+ * lost, and r->n_trained == 0 means nothing is left to train on (drop it).
+ * r is reset first. */
+hn_status chat_template_render(const chat_template *t, const tok *tk, const chat_example *ex,
+                               size_t max_seq_len, chat_render *r, hn_err *err);
+
+/* Renders a conversation so far plus the generation prompt, for serving
+ * (no mask: all trained flags 0). The continuation the model was trained to
+ * produce starts right after these tokens and ends with chat_template_eot. */
+hn_status chat_render_prompt(const chat_template *t, const tok *tk, const chat_example *ex,
+                             chat_render *r, hn_err *err);
+
+/* The assistant text of a generated reply: the decoded continuation with the
+ * template's separator removed (the default template drops one leading space). */
+const char *chat_template_reply_text(const chat_template *t, const char *decoded);
+
+/* Refuses (HN_EINVAL, clear message) a rendering in which a trained assistant
+ * turn that survived truncation does not have its end-of-turn token inside the
+ * loss mask: the model would never learn to stop (docs/pitfalls.md #2). */
+hn_status chat_render_check_eot(const chat_template *t, const tok *tk, const chat_render *r,
+                                hn_err *err);
+
+#endif

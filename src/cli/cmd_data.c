@@ -1,0 +1,291 @@
+/* cmd_data.c — `hone data check FILE`: validates a chat JSONL training file
+ * (and optionally a validation file) with the same library calls as upload
+ * validation and job creation, renders every example with the model's
+ * tokenizer and chat template, and prints the pre-flight report (human text,
+ * or JSON with --json). --show-mask N prints the example on line N with its
+ * trained tokens marked. Exit: 0 valid, 1 problems found, 2 could not check. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat/check.h"
+#include "chat/dataset.h"
+#include "chat/template.h"
+#include "cli/cli.h"
+#include "model/model.h"
+
+static const char *usage =
+    "usage: hone data check FILE [options]\n"
+    "\n"
+    "Validates an OpenAI chat-format JSONL training file and prints a pre-flight\n"
+    "report: format problems, token statistics, truncation, duplicates and the\n"
+    "training plan with \"auto\" hyperparameters resolved.\n"
+    "\n"
+    "  --model M              GGUF file or HF directory whose tokenizer and chat\n"
+    "                         template are used (default: $HONE_MODEL or stories260K)\n"
+    "  --valid FILE           also check a validation file and its overlap with FILE\n"
+    "  --json                 machine-readable report on stdout\n"
+    "  --show-mask N          print the example on line N with trained tokens marked\n"
+    "  --max-seq-len N        truncation length (default: the model's context)\n"
+    "  --n-epochs N, --batch-size N, --learning-rate-multiplier X\n"
+    "                         plan with these instead of \"auto\"\n"
+    "\n"
+    "Exit status: 0 valid, 1 problems found, 2 usage error or unreadable input.\n";
+
+typedef struct data_args {
+    const char *file, *model, *valid;
+    bool json;
+    long show_mask; /* line number, 0 = none */
+    chat_check_opts opts;
+    bool has_max_seq;
+} data_args;
+
+static bool parse_long(const char *s, long min, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < min) return false;
+    *out = v;
+    return true;
+}
+
+/* Returns 0 on success, 2 on a usage error (message printed). */
+static int parse_args(int argc, char **argv, data_args *a) {
+    memset(a, 0, sizeof *a);
+    bool bad = false;
+    for (int i = 2; i < argc && !bad; i++) {
+        const char *v = NULL;
+        long n;
+        if (cli_opt(argc, argv, &i, "--model", &a->model, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--valid", &a->valid, &bad)) continue;
+        if (cli_flag(argv, i, "--json")) {
+            a->json = true;
+        } else if (cli_opt(argc, argv, &i, "--show-mask", &v, &bad)) {
+            if (!bad && !(bad = !parse_long(v, 1, &a->show_mask)))
+                continue;
+            fprintf(stderr, "hone data check: --show-mask needs a line number >= 1\n");
+        } else if (cli_opt(argc, argv, &i, "--max-seq-len", &v, &bad)) {
+            if (!bad && !(bad = !parse_long(v, 2, &n))) a->opts.max_seq_len = (size_t)n, a->has_max_seq = true;
+            else fprintf(stderr, "hone data check: --max-seq-len needs a number >= 2\n");
+        } else if (cli_opt(argc, argv, &i, "--n-epochs", &v, &bad)) {
+            if (!bad && !(bad = !parse_long(v, 1, &n) || n > 50)) a->opts.n_epochs = (int)n;
+            else fprintf(stderr, "hone data check: --n-epochs needs 1..50\n");
+        } else if (cli_opt(argc, argv, &i, "--batch-size", &v, &bad)) {
+            if (!bad && !(bad = !parse_long(v, 1, &n) || n > 256)) a->opts.batch_size = (int)n;
+            else fprintf(stderr, "hone data check: --batch-size needs 1..256\n");
+        } else if (cli_opt(argc, argv, &i, "--learning-rate-multiplier", &v, &bad)) {
+            char *end;
+            double x = bad ? 0 : strtod(v, &end);
+            if (!bad && !(bad = !*v || *end || !(x > 0))) a->opts.lr_multiplier = x;
+            else fprintf(stderr, "hone data check: --learning-rate-multiplier needs a number > 0\n");
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "hone data check: unknown option '%s'\n", argv[i]);
+            bad = true;
+        } else if (!a->file) {
+            a->file = argv[i];
+        } else {
+            fprintf(stderr, "hone data check: unexpected argument '%s'\n", argv[i]);
+            bad = true;
+        }
+    }
+    if (!bad && !a->file) fprintf(stderr, "hone data check: FILE is required\n"), bad = true;
+    if (bad) fprintf(stderr, "\n%s", usage);
+    if (!a->model) a->model = cli_default_model();
+    return bad ? 2 : 0;
+}
+
+/* ---- human report ------------------------------------------------------ */
+
+static void print_lines(const char *what, const chat_lines *l) {
+    if (!l->count) return;
+    printf("  %zu %s: line%s", l->count, what, l->count > 1 ? "s" : "");
+    size_t kept = l->count < CHAT_LINES_KEPT ? l->count : CHAT_LINES_KEPT;
+    for (size_t i = 0; i < kept; i++) printf("%s %ld", i ? "," : "", l->lines[i]);
+    printf("%s\n", l->count > kept ? ", ..." : "");
+}
+
+static void print_problems(const chat_dataset *ds) {
+    if (!ds->n_errors && !ds->n_warnings) {
+        printf("format: ok, %zu examples in %zu lines, no problems\n", ds->n_examples, ds->n_lines);
+        return;
+    }
+    printf("format: %zu error(s), %zu warning(s); %zu valid examples, %zu invalid lines of %zu\n",
+           ds->n_errors, ds->n_warnings, ds->n_examples, ds->n_invalid, ds->n_lines);
+    for (int k = 0; k < CHAT_P_COUNT; k++)
+        if (ds->counts[k]) printf("  %-34s %zu\n", chat_problem_kind_name((chat_problem_kind)k), ds->counts[k]);
+    size_t show = ds->n_problems < 10 ? ds->n_problems : 10;
+    for (size_t i = 0; i < show; i++)
+        printf("  %s%s\n", ds->problems[i].warning ? "warning: " : "", ds->problems[i].text);
+    size_t total = ds->n_errors + ds->n_warnings;
+    if (total > show) printf("  ... and %zu more (--json lists the first %zu)\n", total - show, ds->n_problems);
+}
+
+static void print_dist(const char *name, const chat_dist *d) {
+    printf("  %-24s %6zu %6zu %6zu %6zu %8.1f\n", name, d->min, d->median, d->p90, d->max, d->mean);
+}
+
+static void print_split(const char *title, const chat_dataset *ds, const chat_split_stats *st,
+                        size_t max_seq) {
+    printf("\n== %s: %s\n", title, ds->name);
+    print_problems(ds);
+    if (!st->n_examples) return;
+    printf("\n  %-24s %6s %6s %6s %6s %8s\n", "per example", "min", "median", "p90", "max", "mean");
+    print_dist("messages", &st->msgs);
+    print_dist("tokens", &st->tokens);
+    print_dist("trained tokens", &st->trained);
+    printf("\n");
+    char over[96];
+    snprintf(over, sizeof over, "examples over the %zu-token context (truncated from the end)", max_seq);
+    print_lines("examples without a system message", &st->missing_system);
+    print_lines("examples without a user message", &st->missing_user);
+    print_lines(over, &st->truncated);
+    print_lines("examples lose trained tokens to truncation", &st->lost_trained);
+    print_lines("examples have no trained token left and will be dropped", &st->dropped);
+    print_lines("exact duplicates of an earlier example", &st->duplicates);
+    print_lines("examples whose end-of-turn token is not trained (refused)", &st->eot_errors);
+    if (st->eot_errors.count) printf("    %s\n", st->eot_message);
+    printf("  %zu examples used: %zu tokens, %zu trained\n", st->n_used, st->total_tokens,
+           st->total_trained);
+}
+
+static void print_plan(const chat_plan *p) {
+    printf("\n== plan\n");
+    printf("  %-26s %zu\n", "training examples", p->n_examples);
+    printf("  %-26s %d%s\n", "n_epochs", p->n_epochs, p->epochs_auto ? " (auto)" : "");
+    printf("  %-26s %d%s\n", "batch_size", p->batch_size, p->batch_auto ? " (auto)" : "");
+    printf("  %-26s %g%s\n", "learning_rate_multiplier", p->lr_multiplier, p->lr_auto ? " (auto)" : "");
+    printf("  %-26s %lld\n", "steps", p->steps);
+    printf("  %-26s %lld (tokens x epochs; %lld in the loss mask)\n", "trained_tokens",
+           p->trained_tokens, p->target_tokens);
+    printf("  %-26s %s\n", "time / memory estimate", "(not implemented yet)");
+}
+
+static void print_report(const data_args *a, const chat_check_report *rep,
+                         const chat_dataset *train, const chat_dataset *valid) {
+    printf("hone data check: model %s, template %s, max %zu tokens per example\n", a->model,
+           rep->template_name, rep->max_seq_len);
+    print_split("training file", train, &rep->train, rep->max_seq_len);
+    if (valid) {
+        print_split("validation file", valid, &rep->valid, rep->max_seq_len);
+        if (rep->overlap.count) printf("\n");
+        print_lines("validation examples also in the training file", &rep->overlap);
+    }
+    print_plan(&rep->plan);
+    bool ok = chat_check_ok(rep, train, valid);
+    printf("\n%s\n", ok ? "result: ok" : "result: problems found (see above)");
+}
+
+/* ---- --show-mask ------------------------------------------------------- */
+
+static int show_mask(const data_args *a, const chat_template *t, const tok *tk,
+                     const chat_dataset *ds, size_t max_seq) {
+    const chat_example *ex = NULL;
+    for (size_t i = 0; i < ds->n_examples && !ex; i++)
+        if (ds->examples[i].line == a->show_mask) ex = &ds->examples[i];
+    if (!ex) {
+        fprintf(stderr, "hone data check: line %ld of %s is not a valid example\n", a->show_mask,
+                ds->name);
+        return 2;
+    }
+    chat_render r;
+    chat_render_init(&r);
+    hn_err err = {0};
+    if (chat_template_render(t, tk, ex, max_seq, &r, &err) != HN_OK) {
+        fprintf(stderr, "hone data check: %s:%ld: %s\n", ds->name, ex->line, err.msg);
+        chat_render_free(&r);
+        return 2;
+    }
+    bool ansi = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+    hn_buf out;
+    hn_buf_init(&out);
+    chat_check_format_mask(tk, &r, ansi, &out);
+    printf("%s:%ld (%s; trained tokens %s):\n%s\n", ds->name, ex->line, chat_template_name(t),
+           ansi ? "in green" : "between [[ ]]", out.data ? out.data : "");
+    printf("tokens %zu, trained %zu", r.n, r.n_trained);
+    if (r.truncated) printf(" (truncated from %zu tokens, %zu trained)", r.n_full, r.n_trained_full);
+    printf("\n");
+    hn_buf_free(&out);
+    chat_render_free(&r);
+    return 0;
+}
+
+/* ---- command ------------------------------------------------------------ */
+
+static int load_file(const char *path, int min_examples, chat_dataset *ds) {
+    chat_dataset_opts o;
+    chat_dataset_opts_default(&o);
+    o.min_examples = min_examples;
+    o.min_examples_is_error = false; /* a warning here; jobs refuse it */
+    hn_err err = {0};
+    if (chat_dataset_load(path, &o, ds, &err) != HN_OK) {
+        fprintf(stderr, "hone data check: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}
+
+static int run_check(const data_args *a, const chat_template *t, const tok *tk, int ctx) {
+    chat_dataset train, valid;
+    int rc = load_file(a->file, 10, &train);
+    if (!rc && a->valid) rc = load_file(a->valid, 0, &valid);
+    if (rc) {
+        chat_dataset_free(&train);
+        return rc;
+    }
+    chat_check_opts o = a->opts;
+    if (!a->has_max_seq) o.max_seq_len = ctx > 0 ? (size_t)ctx : 0;
+    if (a->show_mask) {
+        rc = show_mask(a, t, tk, &train, o.max_seq_len);
+    } else {
+        chat_check_report rep;
+        hn_err err = {0};
+        if (chat_check_run(t, tk, &train, a->valid ? &valid : NULL, &o, &rep, &err) != HN_OK) {
+            fprintf(stderr, "hone data check: %s\n", err.msg);
+            rc = 2;
+        } else if (a->json) {
+            json_t *j = chat_check_report_json(&rep, &train, a->valid ? &valid : NULL);
+            if (j) json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            printf("\n");
+            json_decref(j);
+        } else {
+            print_report(a, &rep, &train, a->valid ? &valid : NULL);
+        }
+        if (!rc) rc = chat_check_ok(&rep, &train, a->valid ? &valid : NULL) ? 0 : 1;
+    }
+    chat_dataset_free(&train);
+    if (a->valid) chat_dataset_free(&valid);
+    return rc;
+}
+
+static int data_check(int argc, char **argv) {
+    data_args a;
+    if (parse_args(argc, argv, &a)) return 2;
+    tok *tk = NULL;
+    int ctx = 0;
+    char *jinja = NULL;
+    hn_err err = {0};
+    if (model_load_tokenizer(a.model, &tk, &ctx, &jinja, &err) != HN_OK) {
+        fprintf(stderr, "hone data check: model %s: %s\n", a.model, err.msg);
+        return 2;
+    }
+    chat_template *t = NULL;
+    int rc = 2;
+    if (chat_template_for_model(jinja, &t, &err) != HN_OK)
+        fprintf(stderr, "hone data check: model %s: %s\n", a.model, err.msg);
+    else
+        rc = run_check(&a, t, tk, ctx);
+    chat_template_free(t);
+    free(jinja);
+    tok_free(tk);
+    return rc;
+}
+
+int cmd_data(int argc, char **argv) {
+    if (argc < 2 || cli_want_help(argc, argv)) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "check")) return data_check(argc, argv);
+    fprintf(stderr, "hone data: unknown subcommand '%s' (expected: check)\n\n%s", argv[1], usage);
+    return 2;
+}

@@ -1,0 +1,53 @@
+/* api_models.c — /v1/models: base models found in the models directories and
+ * fine-tuned models from the store; delete removes a fine-tuned model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/http.h"
+
+static json_t *json_model(const reg_model *m) {
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:n}", "id", m->id, "object", "model", "created",
+                          (json_int_t)m->created, "owned_by", m->owned_by, "shutdown_date");
+    if (m->fine_tuned) json_object_set_new(o, "root", json_string(m->base));
+    return o;
+}
+
+static enum MHD_Result model_list(http_req *r) {
+    reg_model *v;
+    int n;
+    hn_err err;
+    if (registry_list(r->srv->reg, &v, &n, &err) != HN_OK)
+        return http_error(r, 500, "server_error", NULL, NULL, "%s", err.msg);
+    json_t *data = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(data, json_model(&v[i]));
+    free(v);
+    return http_json(r, 200, json_pack("{s:s,s:o,s:b}", "object", "list", "data", data,
+                                       "has_more", 0));
+}
+
+static enum MHD_Result model_not_found(http_req *r, const char *id) {
+    return http_error(r, 404, "invalid_request_error", "model", "model_not_found",
+                      "The model `%s` does not exist or you do not have access to it.", id);
+}
+
+static enum MHD_Result model_one(http_req *r, const char *id) {
+    reg_model m;
+    if (registry_find(r->srv->reg, id, &m, NULL) != HN_OK) return model_not_found(r, id);
+    if (!strcmp(r->method, "GET")) return http_json(r, 200, json_model(&m));
+    if (!m.fine_tuned)
+        return http_error(r, 403, "invalid_request_error", "model", "model_not_deletable",
+                          "Base model `%s` cannot be deleted through the API; remove it from the "
+                          "models directory.",
+                          id);
+    hn_err err;
+    if (store_model_delete(r->srv->st, m.id, &err) != HN_OK) return model_not_found(r, id);
+    registry_forget(r->srv->reg, m.id);
+    return http_json(r, 200, json_pack("{s:s,s:s,s:b}", "id", m.id, "object", "model", "deleted", 1));
+}
+
+enum MHD_Result api_models(http_req *r, char **seg, int nseg) {
+    bool get = !strcmp(r->method, "GET"), del = !strcmp(r->method, "DELETE");
+    if (nseg == 1 && get) return model_list(r);
+    if (nseg == 2 && (get || del)) return model_one(r, seg[1]);
+    return http_not_found(r, NULL, "Unknown request URL: %s /v1/models/....", r->method);
+}
