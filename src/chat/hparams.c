@@ -9,7 +9,7 @@ int chat_auto_epochs(size_t n) {
 }
 
 int chat_auto_batch_size(size_t n) {
-    size_t b = (n * 2 + 500) / 1000; /* round(0.002 n) */
+    size_t b = n * 2 / 1000; /* floor(0.002 n), as ft_auto_batch_size */
     if (b < 1) b = 1;
     if (b > 256) b = 256;
     if (n && b > n) b = n;
@@ -17,7 +17,6 @@ int chat_auto_batch_size(size_t n) {
 }
 
 double chat_auto_lr_multiplier(int batch_size) {
-    if (batch_size <= 8) return 1.0;
-    if (batch_size <= 64) return 2.0;
-    return 4.0;
+    (void)batch_size;
+    return 1.0;
 }

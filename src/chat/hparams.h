@@ -11,11 +11,12 @@
 /* OpenAI cookbook: 3 epochs; if 3n < 100 -> min(25, 100 / n); if 3n > 25000 ->
  * max(1, 25000 / n). (10 examples -> 10 epochs.) n = 0 -> 1. */
 int chat_auto_epochs(size_t n_examples);
-/* About 0.2 % of the examples (rounded), clamped to [1, 256]; never more than
+/* 0.2 % of the examples (rounded down), clamped to [1, 256]; never more than
  * n_examples. */
 int chat_auto_batch_size(size_t n_examples);
-/* 1.0 for batch sizes up to 8, 2.0 up to 64, 4.0 above (the legacy OpenAI
- * 0.05 / 0.1 / 0.2 scale shape; hone's base learning rate is the trainer's). */
+/* 1.0: the multiplier scales the trainer's per-method base learning rate,
+ * which is already tuned for hone's small batches (batch_size is a parameter
+ * so a batch-dependent rule can come later without an API change). */
 double chat_auto_lr_multiplier(int batch_size);
 
 #endif

@@ -163,6 +163,12 @@ static void stream_text(tok_ctx *c, bool final) {
 static bool on_token(void *p, int32_t id, const char *text, size_t len) {
     (void)id;
     tok_ctx *c = p;
+    /* chat replies: the template's separator space before the answer is not
+     * part of the assistant's text (chat_template_reply_text) */
+    if (c->g->chat && c->text.len == 0 && len > 0 && text[0] == ' ') {
+        text++;
+        len--;
+    }
     hn_buf_append(&c->text, text, len);
     check_stops(c, len);
     if (c->ss) {
