@@ -45,7 +45,7 @@ static bool check_finetune(http_req *r, store_file *f, enum MHD_Result *res) {
     }
     data_check dc;
     hn_err err;
-    if (data_check_file(r->up_tmp, &dc, &err) != HN_OK) {
+    if (data_check_file(r->up_tmp, f->filename, &dc, &err) != HN_OK) {
         *res = http_error(r, 500, "server_error", NULL, NULL, "%s", err.msg);
         return false;
     }

@@ -2,7 +2,7 @@
  * APIs need it: is every line a JSON object (else the upload is refused), how
  * many examples, and the first problems named by line ("line 3: messages[1]:
  * unknown role 'usr'").
- * TODO(chat/dataset.h): once the shared dataset validator lands, this calls it
+ * It calls the shared dataset validator (chat/dataset.h),
  * so uploads, `hone data check` and training agree on one set of rules. */
 #ifndef HN_DATACHECK_H
 #define HN_DATACHECK_H
@@ -20,6 +20,8 @@ typedef struct data_check {
 } data_check;
 
 /* HN_OK when the file could be read (problems, if any, are in *out). */
-hn_status data_check_file(const char *path, data_check *out, hn_err *err);
+/* display_name (the uploaded file name) is what the messages call the file. */
+hn_status data_check_file(const char *path, const char *display_name, data_check *out,
+                          hn_err *err);
 
 #endif

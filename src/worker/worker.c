@@ -78,12 +78,14 @@ static bool check_job_file(store *st, const char *file_id, bool training, const 
                  what, file_id);
         return false;
     }
+    char name[256];
+    snprintf(name, sizeof name, "%s", f.filename);
     store_file_free(&f);
     char path[1200];
     store_file_path(st, file_id, path, sizeof path);
     data_check dc;
     hn_err err;
-    if (data_check_file(path, &dc, &err) != HN_OK) {
+    if (data_check_file(path, name, &dc, &err) != HN_OK) {
         snprintf(msg, cap, "The job failed due to an invalid %s file. %s", what, err.msg);
         return false;
     }

@@ -69,7 +69,7 @@ describe('hone serve with the openai SDK', () => {
     // Well-formed JSONL with bad examples: stored, status "error", problems by line.
     const f = await bad('{"messages":[{"role":"usr","content":"hi"}]}\n', 'roles.jsonl');
     assert.equal(f.status, 'error');
-    assert.match(f.status_details, /line 1: messages\[0\]: unknown role 'usr'/);
+    assert.match(f.status_details, /roles\.jsonl:1: messages\[0\]\.role: unrecognized_role: 'usr'/);
   });
 
   test('raw: error shape, content type and request id on failures', async () => {
