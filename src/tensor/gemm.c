@@ -1,4 +1,5 @@
-/* gemm.c — GEMM dispatch and the portable reference backend.
+/* gemm.c — GEMM dispatch (HONE_GEMM / gemm_set_backend), the OpenBLAS
+ * backend and the portable reference backend (oneDNN lives in gemm_dnnl.c).
  * The reference is a straightforward loop nest ordered so the inner loop is
  * contiguous (vectorizable); it is the oracle the faster backends are tested
  * against, not a fast path. */
@@ -10,10 +11,23 @@
 
 static gemm_backend g_backend = GEMM_N_BACKENDS; /* unset: resolve from env */
 
+static const char *g_names[] = {"ref", "openblas", "dnnl", "dnnl_bf16"};
+_Static_assert(sizeof g_names / sizeof g_names[0] == GEMM_N_BACKENDS, "backend names");
+
+gemm_backend gemm_backend_parse(const char *name) {
+    for (int i = 0; i < GEMM_N_BACKENDS; i++)
+        if (name && !strcmp(name, g_names[i])) return (gemm_backend)i;
+    return GEMM_N_BACKENDS;
+}
+
+bool gemm_backend_available(gemm_backend b) {
+    if (b == GEMM_DNNL || b == GEMM_DNNL_BF16) return gemm_dnnl_available();
+    return (unsigned)b < GEMM_N_BACKENDS;
+}
+
 static gemm_backend resolve_backend(void) {
-    const char *e = getenv("HONE_GEMM");
-    if (e && !strcmp(e, "ref")) return GEMM_REF;
-    return GEMM_OPENBLAS;
+    gemm_backend b = gemm_backend_parse(getenv("HONE_GEMM"));
+    return b != GEMM_N_BACKENDS && gemm_backend_available(b) ? b : GEMM_OPENBLAS;
 }
 
 gemm_backend gemm_get_backend(void) {
@@ -21,12 +35,12 @@ gemm_backend gemm_get_backend(void) {
     return g_backend;
 }
 
-void gemm_set_backend(gemm_backend b) { g_backend = b; }
+void gemm_set_backend(gemm_backend b) {
+    g_backend = gemm_backend_available(b) ? b : GEMM_OPENBLAS;
+}
 
 const char *gemm_backend_name(gemm_backend b) {
-    static const char *names[] = {"ref", "openblas"};
-    _Static_assert(sizeof names / sizeof names[0] == GEMM_N_BACKENDS, "backend names");
-    return (unsigned)b < GEMM_N_BACKENDS ? names[b] : "?";
+    return (unsigned)b < GEMM_N_BACKENDS ? g_names[b] : "?";
 }
 
 static void gemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
@@ -56,10 +70,14 @@ void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
         return;
     }
-    if (gemm_get_backend() == GEMM_REF) {
+    gemm_backend b = gemm_get_backend();
+    if (b == GEMM_REF) {
         gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    if ((b == GEMM_DNNL || b == GEMM_DNNL_BF16) &&
+        gemm_dnnl_run(b == GEMM_DNNL_BF16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
