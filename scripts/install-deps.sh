@@ -3,7 +3,7 @@
 # ones; needs root or sudo), and the npm packages of the integration tests.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libjansson-dev libsqlite3-dev libmicrohttpd-dev libopenblas-dev libpcre2-dev
+      libjansson-dev libsqlite3-dev libmicrohttpd-dev libopenblas-dev libdnnl-dev libpcre2-dev
       libcurl4-openssl-dev nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do

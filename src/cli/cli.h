@@ -10,6 +10,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* True if argv[*i] is --name; then *val = argv[++*i] (error printed if missing). */
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad);

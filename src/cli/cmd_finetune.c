@@ -26,6 +26,9 @@ static const char *usage =
     "  --lora-alpha A\n"
     "  --grad-accum K          split each batch into K micro-batches (same result, less memory)\n"
     "  --max-seq-len N         truncate examples (default: the model's context)\n"
+    "  --packing               several examples per sequence (own attention mask and\n"
+    "                          positions each): less padding, same loss; with\n"
+    "                          --max-seq-len, rows of that many tokens\n"
     "  --eval-every N          steps between validation batches (default: ~20 per run)\n"
     "  --seed S                default 42; same seed and data -> identical run\n"
     "  --resume DIR            continue from a checkpoint directory of the same run\n"
@@ -124,6 +127,7 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--eval-every", &v, &bad)) { c->eval_every = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--seed", &v, &bad)) { c->seed = strtoull(v, NULL, 10); continue; }
         if (cli_flag(argv, i, "--quiet")) { c->quiet = true; continue; }
+        if (cli_flag(argv, i, "--packing")) { c->packing = true; continue; }
         fprintf(stderr, "hone finetune: unknown option '%s'\n", argv[i]);
         bad = true;
     }

@@ -1,6 +1,8 @@
 /* main.c — `hone <command>`: dispatch to the subcommands in src/cli. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -13,7 +15,9 @@ static const struct {
     {"inspect", cmd_inspect, "show a model's config, tokenizer and tensors"},
     {"finetune", cmd_finetune, "fine-tune a model (LoRA or full) on chat JSONL"},
     {"data", cmd_data, "check a training file: format, tokens, plan (data check FILE)"},
+    {"eval", cmd_eval, "grade a model on chat JSONL, optionally against a baseline"},
     {"serve", cmd_serve, "run the OpenAI-compatible API server"},
+    {"bench", cmd_bench, "benchmark training, prefill, decode and GEMM on a random-init model"},
 };
 
 static void usage(FILE *f) {
@@ -23,7 +27,19 @@ static void usage(FILE *f) {
     fprintf(f, "\n`hone <command> --help` shows a command's options.\n");
 }
 
+/* libgomp reads OMP_WAIT_POLICY when it loads, before main: with its default
+ * spin-then-sleep policy every small parallel region costs milliseconds on a
+ * busy 2-core machine (10x slower runs measured). Re-exec once with PASSIVE
+ * unless the user chose a policy. */
+static void ensure_passive_wait(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the default policy */
+}
+
 int main(int argc, char **argv) {
+    ensure_passive_wait(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

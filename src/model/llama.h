@@ -77,4 +77,10 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
 /* Logits for every row after llama_forward: out (N, V). */
 void llama_logits(const hn_model *m, llama_acts *a, float *out);
 
+/* A model with random weights (seeded) and no tokenizer, built in memory for
+ * tests: cfg gives every shape (max_seq_len bounds the RoPE table). Free with
+ * model_free. (random.c) */
+hn_status model_create_random(const model_config *cfg, uint64_t seed, hn_model **out,
+                              hn_err *err);
+
 #endif

@@ -14,6 +14,8 @@
 #include "format/gguf.h"
 #include "format/safetensors.h"
 
+static hn_status check_config(const model_config *c, const char *path, hn_err *err);
+
 /* ---- parameter table (HF names, shapes) ---- */
 
 static void add_param(hn_model *m, const char *name, int64_t d0, int64_t d1) {
@@ -69,6 +71,23 @@ static hn_status build_params(hn_model *m, hn_err *err) {
     }
     m->w.final_norm = m->params[k++].data;
     m->w.lm_head = c->tied_embeddings ? m->w.tok_emb : m->params[k++].data;
+    return HN_OK;
+}
+
+hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err) {
+    *out = NULL;
+    hn_status s = check_config(cfg, cfg->name[0] ? cfg->name : "model", err);
+    if (s != HN_OK) return s;
+    hn_model *m = calloc(1, sizeof *m);
+    if (!m) return hn_errf(err, HN_ENOMEM, "out of memory");
+    m->cfg = *cfg;
+    s = build_params(m, err);
+    if (s != HN_OK) {
+        model_free(m);
+        return s;
+    }
+    snprintf(m->path, sizeof m->path, "%s", cfg->name);
+    *out = m;
     return HN_OK;
 }
 

@@ -77,6 +77,10 @@ typedef struct hn_model {
 /* path: a .gguf file or an HF model directory. */
 hn_status model_load(const char *path, hn_model **out, hn_err *err);
 void model_free(hn_model *m);
+/* A model of the given shape with the parameter table and an uninitialised
+ * slab, and no tokenizer (m->tok == NULL): for random-init models (benchmarks,
+ * tests). cfg->name, if set, names it. */
+hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err);
 /* Loads only the tokenizer, context length and chat template of a model
  * (cheap: no weights are read). *chat_template may be NULL; caller frees it. */
 hn_status model_load_tokenizer(const char *path, tok **out, int *max_seq_len,

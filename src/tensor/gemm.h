@@ -2,8 +2,8 @@
  *
  * Row-major f32: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, where
  * op(X) is X or X^T. Backends are chosen at run time so kernels, tests and
- * benchmarks can swap them (HONE_GEMM=ref|openblas|dnnl|dnnl_bf16, default
- * openblas):
+ * benchmarks can swap them (HONE_GEMM=ref|openblas|dnnl|dnnl_bf16; default
+ * dnnl when hone is built with oneDNN, else openblas):
  *   ref        portable loop nest, the oracle the others are tested against
  *   openblas   cblas_sgemm (f32)
  *   dnnl       oneDNN f32 matmul primitives (cached per shape)
@@ -11,7 +11,9 @@
  *              and f32 output); looser tolerance: each product carries the
  *              bf16 rounding of both inputs (relative 2^-8 of sum |a||b|)
  * The dnnl backends exist only when hone is built with oneDNN
- * (gemm_backend_available); otherwise selecting one falls back to openblas. */
+ * (gemm_backend_available); otherwise selecting one falls back to openblas.
+ * An f32 product that oneDNN cannot run (primitive creation failed) also
+ * falls back to openblas. */
 #ifndef HN_GEMM_H
 #define HN_GEMM_H
 

@@ -53,6 +53,7 @@ static json_t *model_info(trainer *t) {
     json_object_set_new(j, "batch_size", json_integer(t->batch_size));
     json_object_set_new(j, "learning_rate_multiplier", json_real(t->lr_mult));
     json_object_set_new(j, "seed", json_integer((json_int_t)t->cfg.seed));
+    json_object_set_new(j, "packing", json_boolean(t->cfg.packing));
     json_object_set_new(j, "step", json_integer(t->step));
     json_object_set_new(j, "total_steps", json_integer(t->total_steps));
     json_object_set_new(j, "valid_cursor", json_integer(t->valid_cursor));
@@ -125,6 +126,16 @@ static hn_status load_state(trainer *t, const char *dir, hn_err *err) {
         s = hn_errf(err, HN_EINVAL, "%s: checkpoint is from a different run (method %s, %d total "
                     "steps; this run: %s, %d)", path, method ? method : "?", total,
                     t->lora ? "lora" : "full", t->total_steps);
+    /* the data order and schedule depend on these: resuming with others would
+     * not continue the same run */
+    json_int_t seed = json_integer_value(json_object_get(j, "seed"));
+    int bs = (int)json_integer_value(json_object_get(j, "batch_size"));
+    int ep = (int)json_integer_value(json_object_get(j, "n_epochs"));
+    if (s == HN_OK && ((uint64_t)seed != t->cfg.seed || bs != t->batch_size || ep != t->n_epochs))
+        s = hn_errf(err, HN_EINVAL, "%s: checkpoint is from a run with seed %lld, batch size %d, "
+                    "%d epochs; this run has seed %llu, batch size %d, %d epochs", path,
+                    (long long)seed, bs, ep, (unsigned long long)t->cfg.seed, t->batch_size,
+                    t->n_epochs);
     t->step = step;
     t->valid_cursor = (int)json_integer_value(json_object_get(j, "valid_cursor"));
     t->trained_tokens = json_integer_value(json_object_get(j, "trained_tokens"));

@@ -18,6 +18,7 @@
 
 #include "base/file.h"
 #include "base/rng.h"
+#include "chat/hparams.h"
 #include "tensor/ops.h"
 #include "train/trainer.h"
 
@@ -25,24 +26,17 @@ void ft_config_default(ft_config *c) {
     memset(c, 0, sizeof *c);
     c->method = FT_AUTO;
     c->lora_rank = 8;
-    c->lora_alpha = 16;
     c->grad_accum = 1;
     c->seed = 42;
 }
 
 /* ---- "auto" hyperparameters (documented in docs/training.md) ---- */
 
-int ft_auto_epochs(int n) {
-    if (n <= 0) return 1;
-    if (n * 3 < 100) return 100 / n < 25 ? 100 / n : 25;
-    if ((long)n * 3 > 25000) return 25000 / n > 1 ? 25000 / n : 1;
-    return 3;
-}
+/* The rules live in chat/hparams.c, shared with `hone data check`, so the
+ * plan it prints is what the trainer does. */
+int ft_auto_epochs(int n) { return chat_auto_epochs(n > 0 ? (size_t)n : 0); }
 
-int ft_auto_batch_size(int n) {
-    int b = (int)(n * 0.002);
-    return b < 1 ? 1 : b > 256 ? 256 : b;
-}
+int ft_auto_batch_size(int n) { return chat_auto_batch_size(n > 0 ? (size_t)n : 0); }
 
 double ft_base_lr(ft_method m) { return m == FT_LORA ? 2e-3 : 2e-4; }
 
@@ -74,9 +68,13 @@ static double now(void) {
 
 /* ---- setup ---- */
 
+static int context_len(const trainer *t) {
+    return t->cfg.max_seq_len > 0 && t->cfg.max_seq_len < t->m->cfg.max_seq_len
+               ? t->cfg.max_seq_len : t->m->cfg.max_seq_len;
+}
+
 static hn_status setup_data(trainer *t, hn_err *err) {
-    int ctx = t->cfg.max_seq_len > 0 && t->cfg.max_seq_len < t->m->cfg.max_seq_len
-                  ? t->cfg.max_seq_len : t->m->cfg.max_seq_len;
+    int ctx = context_len(t);
     hn_status s = ft_seqs_load(t->m, t->cfg.train_path, ctx, 1, &t->train, warn_cb, t, err);
     if (s == HN_OK && t->cfg.valid_path)
         s = ft_seqs_load(t->m, t->cfg.valid_path, ctx, 1, &t->valid, warn_cb, t, err);
@@ -95,7 +93,7 @@ static hn_status setup_hparams(trainer *t, hn_err *err) {
     t->n_epochs = c->n_epochs > 0 ? c->n_epochs : ft_auto_epochs(n);
     t->batch_size = c->batch_size > 0 ? c->batch_size : ft_auto_batch_size(n);
     if (t->batch_size > n) t->batch_size = n;
-    t->lr_mult = c->lr_multiplier > 0 ? c->lr_multiplier : 1.0;
+    t->lr_mult = c->lr_multiplier > 0 ? c->lr_multiplier : chat_auto_lr_multiplier(t->batch_size);
     t->lr = ft_base_lr(c->method) * t->lr_mult;
     if (t->n_epochs > 50 || t->batch_size > 256)
         return hn_errf(err, HN_EINVAL, "n_epochs must be 1..50 and batch_size 1..256");
@@ -109,6 +107,18 @@ static hn_status setup_hparams(trainer *t, hn_err *err) {
     t->max_t = t->train.max_len > t->valid.max_len ? t->train.max_len : t->valid.max_len;
     t->max_t -= 1; /* inputs are all tokens but the last */
     if (t->max_t < 1) t->max_t = 1;
+    /* Packing fills rows of the longest example's length (no more memory
+     * than without packing); with an explicit --max-seq-len, rows of that
+     * length, as many as the same token budget allows. */
+    t->pack_len = t->max_t;
+    t->pack_rows = t->micro_b;
+    if (c->packing && c->max_seq_len > 0 && context_len(t) - 1 > t->max_t) {
+        long budget = (long)t->micro_b * t->max_t;
+        t->pack_len = context_len(t) - 1;
+        t->pack_rows = budget / t->pack_len > 0 ? (int)(budget / t->pack_len) : 1;
+    }
+    if (c->lora_dropout > 0 && c->method == FT_LORA)
+        event(t, "warn", "LoRA dropout is not implemented yet; training without dropout");
     return HN_OK;
 }
 
@@ -134,14 +144,17 @@ static hn_status setup_params(trainer *t, hn_err *err) {
     }
     t->adam_m = calloc(t->n_train, sizeof(float));
     t->adam_v = calloc(t->n_train, sizeof(float));
-    size_t rows = (size_t)t->micro_b * t->max_t;
+    int B = c->packing ? t->pack_rows : t->micro_b, T = c->packing ? t->pack_len : t->max_t;
+    size_t rows = (size_t)B * T;
     t->ids = calloc(rows, sizeof *t->ids);
     t->tgt = calloc(rows, sizeof *t->tgt);
     t->w = calloc(rows, sizeof *t->w);
-    if (!t->grads || !t->adam_m || !t->adam_v || !t->ids || !t->tgt || !t->w)
+    t->pack_row = calloc((size_t)t->batch_size, sizeof *t->pack_row);
+    t->pack_off = calloc((size_t)t->batch_size, sizeof *t->pack_off);
+    if (!t->grads || !t->adam_m || !t->adam_v || !t->ids || !t->tgt || !t->w || !t->pack_row ||
+        !t->pack_off)
         return hn_errf(err, HN_ENOMEM, "out of memory for %zu trainable parameters", t->n_train);
-    return llama_acts_create(t->m, t->micro_b, t->max_t, t->lora ? t->lora->rank : 0, &t->acts,
-                             err);
+    return llama_acts_create(t->m, B, T, t->lora ? t->lora->rank : 0, &t->acts, err);
 }
 
 /* ---- batches ---- */
@@ -179,6 +192,52 @@ static int fill_batch(trainer *t, ft_seq *const *seq, int nb) {
     return T;
 }
 
+/* Packing: places seq[0..n) in order into at most pack_rows rows of
+ * pack_len input tokens (first fit; an example's inputs are its tokens but
+ * the last, exactly as unpacked), reshapes the activations and fills
+ * ids/tgt/w and the activations' pos (restarting at 0 per example) and seg
+ * (one attention segment per example; row padding is its own segment with
+ * weight 0). Returns how many examples were placed (>= 1). */
+static int fill_packed(trainer *t, ft_seq *const *seq, int n) {
+    int R = t->pack_rows, P = t->pack_len, rows = 0, placed = 0, T = 1;
+    int used[256]; /* pack_rows <= micro_b <= batch_size <= 256 */
+    for (; placed < n; placed++) {
+        int len = seq[placed]->n - 1, r = 0;
+        while (r < rows && used[r] + len > P) r++;
+        if (r == rows) {
+            if (rows == R) break;
+            used[rows++] = 0;
+        }
+        t->pack_row[placed] = r;
+        t->pack_off[placed] = used[r];
+        used[r] += len;
+        if (used[r] > T) T = used[r];
+    }
+    llama_acts *a = t->acts;
+    llama_acts_reshape(a, t->m, rows, T); /* re-plans pos/seg too: fill after */
+    int pad = tok_eos(t->m->tok) >= 0 ? tok_eos(t->m->tok) : 0;
+    for (int r = 0; r < rows; r++)
+        for (int i = used[r]; i < T; i++) {
+            int k = r * T + i;
+            t->ids[k] = t->tgt[k] = pad;
+            t->w[k] = 0.0f;
+            a->pos[k] = i - used[r];
+            a->seg[k] = -1;
+        }
+    for (int e = 0; e < placed; e++) {
+        const ft_seq *s = seq[e];
+        for (int i = 0; i + 1 < s->n; i++) {
+            int k = t->pack_row[e] * T + t->pack_off[e] + i;
+            t->ids[k] = s->ids[i];
+            t->tgt[k] = s->ids[i + 1];
+            t->w[k] = s->trained[i + 1] ? 1.0f : 0.0f;
+            a->pos[k] = i;
+            a->seg[k] = e;
+        }
+    }
+    return placed;
+}
+
 /* Runs sequences through the model in micro-batches; accumulates grads when
  * train is true. norm: 1 / trained weight of the whole group. */
 static void run_group(trainer *t, ft_seq *const *seq, int n, bool train, llama_loss_stats *tot) {
@@ -186,11 +245,17 @@ static void run_group(trainer *t, ft_seq *const *seq, int n, bool train, llama_l
     for (int i = 0; i < n; i++) norm += (float)seq[i]->n_trained;
     norm = norm > 0 ? 1.0f / norm : 0.0f;
     memset(tot, 0, sizeof *tot);
-    for (int off = 0; off < n; off += t->micro_b) {
-        int nb = n - off < t->micro_b ? n - off : t->micro_b;
-        int T = fill_batch(t, seq + off, nb);
-        llama_acts_reshape(t->acts, t->m, nb, T);
-        llama_acts_default_pos(t->acts);
+    for (int off = 0; off < n;) {
+        int nb;
+        if (t->cfg.packing) {
+            nb = fill_packed(t, seq + off, n - off);
+        } else {
+            nb = n - off < t->micro_b ? n - off : t->micro_b;
+            int T = fill_batch(t, seq + off, nb);
+            llama_acts_reshape(t->acts, t->m, nb, T);
+            llama_acts_default_pos(t->acts);
+        }
+        off += nb;
         llama_loss_stats st;
         llama_forward(t->m, t->lora, t->acts, t->ids);
         llama_loss_backward(t->m, t->lora, t->acts, t->ids, t->tgt, t->w, norm,
@@ -341,11 +406,13 @@ static hn_status train_loop(trainer *t, hn_err *err) {
         bool epoch_end = t->step % t->steps_per_epoch == 0;
         if (t->valid.n && epoch_end) {
             eval_valid(t, 0, t->valid.n, &mt.full_valid_loss, &mt.full_valid_mean_token_accuracy);
+            t->last_full_valid_loss = mt.full_valid_loss;
         } else if (t->valid.n && t->step % eval_every == 0) {
             int nb = t->batch_size < t->valid.n ? t->batch_size : t->valid.n;
             eval_valid(t, t->valid_cursor, nb, &mt.valid_loss, &mt.valid_mean_token_accuracy);
             t->valid_cursor = (t->valid_cursor + nb) % t->valid.n;
         }
+        t->last_train_loss = mt.train_loss;
         csv_append(t, &mt);
         if (t->cb && t->cb->on_metrics) t->cb->on_metrics(t->cb->ctx, &mt);
         if (epoch_end) {
@@ -366,6 +433,8 @@ static void trainer_free(trainer *t) {
     free(t->ids);
     free(t->tgt);
     free(t->w);
+    free(t->pack_row);
+    free(t->pack_off);
     free(t->order);
     ft_seqs_free(&t->train);
     ft_seqs_free(&t->valid);
@@ -399,12 +468,13 @@ static hn_status run(trainer *t, ft_result *res, hn_err *err) {
     if ((s = ckpt_save_model(t, res->final_dir, err)) != HN_OK) return s;
     res->steps = t->step;
     res->trained_tokens = t->trained_tokens;
-    double vl, va;
-    if (t->valid.n) {
-        eval_valid(t, 0, t->valid.n, &vl, &va);
-        res->final_valid_loss = vl;
-    } else {
-        res->final_valid_loss = NAN;
+    res->final_train_loss = t->last_train_loss;
+    /* the last step ends the last epoch, which evaluated the whole file
+     * (unless resumed from the final checkpoint: evaluate now) */
+    res->final_valid_loss = t->last_full_valid_loss;
+    if (t->valid.n && isnan(res->final_valid_loss)) {
+        double va;
+        eval_valid(t, 0, t->valid.n, &res->final_valid_loss, &va);
     }
     return HN_OK;
 }
@@ -415,6 +485,7 @@ hn_status ft_run(const ft_config *cfg, const ft_callbacks *cb, ft_result *res, h
     memset(res, 0, sizeof *res);
     t.cfg = *cfg;
     t.cb = cb;
+    t.last_full_valid_loss = t.last_train_loss = NAN;
     if (!cfg->model_path || !cfg->train_path || !cfg->out_dir)
         return hn_errf(err, HN_EINVAL, "fine-tuning needs a model, a training file and an output directory");
     hn_status s = run(&t, res, err);

@@ -23,11 +23,13 @@ typedef struct ft_config {
     int batch_size;          /* 0 = auto */
     double lr_multiplier;    /* 0 = auto */
     int lora_rank;           /* default 8 */
-    float lora_alpha;        /* default 16 */
+    float lora_alpha;        /* 0 (default) = 2 * rank */
     float lora_dropout;      /* default 0 */
     int grad_accum;          /* micro-batches per step, default 1 */
     int max_seq_len;         /* 0 = model context */
     int eval_every;          /* steps between small validation batches, 0 = auto */
+    bool packing;            /* several examples per row, each with its own attention
+                                segment and positions from 0 (docs/training.md) */
     uint64_t seed;
     bool quiet;
 } ft_config;

@@ -19,8 +19,10 @@ typedef struct trainer {
     size_t n_train;
     llama_acts *acts;
     int micro_b, max_t;          /* activation plan: micro-batch rows x tokens */
-    int32_t *ids, *tgt;          /* (micro_b, max_t) */
+    int pack_rows, pack_len;     /* packing: rows x input tokens per micro-batch */
+    int32_t *ids, *tgt;          /* (micro_b, max_t) or (pack_rows, pack_len) */
     float *w;
+    int *pack_row, *pack_off;    /* (batch_size) placement of each example */
     ft_seqs train, valid;
     int *order;                  /* this epoch's example order */
     int order_epoch;
@@ -30,6 +32,8 @@ typedef struct trainer {
     int warmup_steps;
     int steps_per_epoch, total_steps, step; /* step = optimizer steps done */
     int valid_cursor;
+    double last_full_valid_loss; /* at the last epoch end (NaN before) */
+    double last_train_loss;
     long long trained_tokens;
     char csv_path[1100];
 } trainer;

@@ -1,0 +1,234 @@
+/* gemm_dnnl.c — the oneDNN GEMM backend: f32 and bf16 matmul primitives.
+ *
+ * A primitive is created once per (dtype, transposes, M, N, K, leading
+ * dimensions, alpha, beta) and kept in a small cache, so the repeated shapes of
+ * a training step (12 layers x the same 7 projections) pay creation only once;
+ * each call only swaps data pointers and executes. alpha is an output scale and
+ * beta a "sum" post-op, both fixed at creation.
+ *
+ * bf16: A and B are rounded (nearest-even) into bf16 scratch buffers on every
+ * call (O(MK + KN) work against the product's O(MNK)); accumulation and C stay
+ * f32. Weights are not cached as bf16 here because the GEMM interface does not
+ * know which operand is a frozen weight — see docs/bench.md.
+ *
+ * Threading: oneDNN runs its own OpenMP regions (same libgomp as hone). Calls
+ * are serialised by one mutex (the cache and scratch buffers are shared). */
+#include "tensor/gemm.h"
+
+#ifdef HONE_HAVE_DNNL
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct dnnl_key {
+    int bf16, ta, tb, M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+} dnnl_key;
+
+typedef struct dnnl_entry {
+    dnnl_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+    bool used;
+} dnnl_entry;
+
+enum { DNNL_CACHE = 128 };
+
+static struct {
+    pthread_mutex_t mu;
+    int state; /* 0 untried, 1 ready, -1 failed */
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    dnnl_entry cache[DNNL_CACHE];
+    int next_evict;
+    uint16_t *abuf, *bbuf;
+    size_t acap, bcap;
+} g_dnnl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool dnnl_init_locked(void) {
+    if (g_dnnl.state == 0) {
+        g_dnnl.state = -1;
+        if (dnnl_engine_create(&g_dnnl.eng, dnnl_cpu, 0) != dnnl_success) return false;
+        if (dnnl_stream_create(&g_dnnl.stream, g_dnnl.eng, dnnl_stream_default_flags) !=
+            dnnl_success) {
+            dnnl_engine_destroy(g_dnnl.eng);
+            return false;
+        }
+        g_dnnl.state = 1;
+    }
+    return g_dnnl.state == 1;
+}
+
+bool gemm_dnnl_available(void) {
+    pthread_mutex_lock(&g_dnnl.mu);
+    bool ok = dnnl_init_locked();
+    pthread_mutex_unlock(&g_dnnl.mu);
+    return ok;
+}
+
+static void entry_free(dnnl_entry *e) {
+    if (!e->used) return;
+    dnnl_primitive_destroy(e->prim);
+    dnnl_memory_destroy(e->a);
+    dnnl_memory_destroy(e->b);
+    dnnl_memory_destroy(e->c);
+    memset(e, 0, sizeof *e);
+}
+
+void gemm_dnnl_release(void) {
+    pthread_mutex_lock(&g_dnnl.mu);
+    for (int i = 0; i < DNNL_CACHE; i++) entry_free(&g_dnnl.cache[i]);
+    free(g_dnnl.abuf);
+    free(g_dnnl.bbuf);
+    g_dnnl.abuf = g_dnnl.bbuf = NULL;
+    g_dnnl.acap = g_dnnl.bcap = 0;
+    pthread_mutex_unlock(&g_dnnl.mu);
+}
+
+/* Plain 2-D descriptor of rows x cols stored with element strides (rs, cs). */
+static bool md_strided(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t rs,
+                       int64_t cs, dnnl_data_type_t dt) {
+    dnnl_dims_t dims = {rows, cols}, strides = {rs, cs};
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides) == dnnl_success;
+}
+
+static bool entry_create(dnnl_entry *e, const dnnl_key *k) {
+    dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;
+    /* op(A) (M,K): A stored (M,K) with lda, or (K,M) with lda when transposed. */
+    dnnl_memory_desc_t amd, bmd, cmd;
+    bool ok = md_strided(&amd, k->M, k->K, k->ta ? 1 : k->lda, k->ta ? k->lda : 1, dt) &&
+              md_strided(&bmd, k->K, k->N, k->tb ? 1 : k->ldb, k->tb ? k->ldb : 1, dt) &&
+              md_strided(&cmd, k->M, k->N, k->ldc, 1, dnnl_f32);
+    if (!ok) return false;
+    dnnl_matmul_desc_t desc;
+    if (dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd) != dnnl_success) return false;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    ok = dnnl_primitive_attr_create(&attr) == dnnl_success;
+    if (ok && k->alpha != 1.0f)
+        ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha) == dnnl_success;
+    if (ok && k->beta != 0.0f) {
+        ok = dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, k->beta) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    }
+    if (ok) ok = dnnl_primitive_desc_create(&pd, &desc, attr, g_dnnl.eng, NULL) == dnnl_success;
+    if (ok) ok = dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (!ok) return false;
+    e->a = e->b = e->c = NULL;
+    if (dnnl_memory_create(&e->a, &amd, g_dnnl.eng, DNNL_MEMORY_NONE) != dnnl_success ||
+        dnnl_memory_create(&e->b, &bmd, g_dnnl.eng, DNNL_MEMORY_NONE) != dnnl_success ||
+        dnnl_memory_create(&e->c, &cmd, g_dnnl.eng, DNNL_MEMORY_NONE) != dnnl_success) {
+        dnnl_primitive_destroy(e->prim);
+        if (e->a) dnnl_memory_destroy(e->a);
+        if (e->b) dnnl_memory_destroy(e->b);
+        if (e->c) dnnl_memory_destroy(e->c);
+        return false;
+    }
+    e->key = *k;
+    e->used = true;
+    return true;
+}
+
+static dnnl_entry *cache_get(const dnnl_key *k) {
+    for (int i = 0; i < DNNL_CACHE; i++)
+        if (g_dnnl.cache[i].used && !memcmp(&g_dnnl.cache[i].key, k, sizeof *k))
+            return &g_dnnl.cache[i];
+    dnnl_entry *e = NULL;
+    for (int i = 0; i < DNNL_CACHE && !e; i++)
+        if (!g_dnnl.cache[i].used) e = &g_dnnl.cache[i];
+    if (!e) {
+        e = &g_dnnl.cache[g_dnnl.next_evict];
+        g_dnnl.next_evict = (g_dnnl.next_evict + 1) % DNNL_CACHE;
+        entry_free(e);
+    }
+    return entry_create(e, k) ? e : NULL;
+}
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* Rounds a rows x cols block (leading dimension ld) into dst, packed with
+ * leading dimension cols. */
+static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
+    #pragma omp parallel for schedule(static) if ((long)rows * cols > 1 << 17)
+    for (int i = 0; i < rows; i++) {
+        const float *s = src + (size_t)i * ld;
+        uint16_t *d = dst + (size_t)i * cols;
+        for (int j = 0; j < cols; j++) d[j] = f32_to_bf16(s[j]);
+    }
+}
+
+static bool grow(uint16_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return true;
+    uint16_t *p = realloc(*buf, n * sizeof *p);
+    if (!p) return false;
+    *buf = p;
+    *cap = n;
+    return true;
+}
+
+bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    pthread_mutex_lock(&g_dnnl.mu);
+    bool ok = dnnl_init_locked();
+    const void *ap = A, *bp = B;
+    if (ok && bf16) {
+        /* stored shapes: A (ta ? K : M, ta ? M : K), B (tb ? N : K, tb ? K : N) */
+        int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+        ok = grow(&g_dnnl.abuf, &g_dnnl.acap, (size_t)ar * ac) &&
+             grow(&g_dnnl.bbuf, &g_dnnl.bcap, (size_t)br * bc);
+        if (ok) {
+            convert_bf16(g_dnnl.abuf, A, ar, ac, lda);
+            convert_bf16(g_dnnl.bbuf, B, br, bc, ldb);
+            ap = g_dnnl.abuf;
+            bp = g_dnnl.bbuf;
+            lda = ac;
+            ldb = bc;
+        }
+    }
+    dnnl_entry *e = NULL;
+    if (ok) {
+        dnnl_key k = {bf16, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta};
+        e = cache_get(&k);
+        ok = e != NULL;
+    }
+    if (ok) {
+        ok = dnnl_memory_set_data_handle(e->a, (void *)ap) == dnnl_success &&
+             dnnl_memory_set_data_handle(e->b, (void *)bp) == dnnl_success &&
+             dnnl_memory_set_data_handle(e->c, C) == dnnl_success;
+    }
+    if (ok) {
+        dnnl_exec_arg_t args[3] = {
+            {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+        ok = dnnl_primitive_execute(e->prim, g_dnnl.stream, 3, args) == dnnl_success &&
+             dnnl_stream_wait(g_dnnl.stream) == dnnl_success;
+    }
+    pthread_mutex_unlock(&g_dnnl.mu);
+    return ok;
+}
+
+#else /* !HONE_HAVE_DNNL */
+
+bool gemm_dnnl_available(void) { return false; }
+void gemm_dnnl_release(void) {}
+bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)bf16, (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A;
+    (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
+    return false;
+}
+
+#endif

@@ -1,0 +1,337 @@
+/* test_ops_grad.c — finite-difference checks of every backward pass on random
+ * inputs: RMSNorm, RoPE, SwiGLU, attention (MHA, GQA, and a packed segment
+ * mask), cross-entropy, and a whole tiny random Llama (2 layers, tied and
+ * untied classifier, one packed row) for full fine-tuning and LoRA gradients.
+ *
+ * Each check is L = sum(out * R) for a fixed random R (so dL/dout = R), the
+ * analytic gradient from the _backward kernel, and a central difference
+ * (L(x+eps) - L(x-eps)) / 2eps with L accumulated in double. The kernels are
+ * f32, so the error measure is per tensor: max |analytic - numeric| /
+ * max |numeric|, which must stay below a tolerance (a wrong term, sign or
+ * index gives errors of order 1). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/rng.h"
+#include "model/llama.h"
+#include "tensor/ops.h"
+#include "test.h"
+
+static hn_rng rng;
+
+static void fill(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * hn_rng_uniform(&rng);
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* A perturbable input: FD of loss() w.r.t. x[0..n) against ana[0..n). */
+typedef double (*loss_fn)(void *ctx);
+
+static double fd_check(const char *what, float *x, const float *ana, size_t n, loss_fn f,
+                       void *ctx, float eps, double tol) {
+    double num_max = 0, err_max = 0;
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + eps;
+        double lp = f(ctx);
+        x[i] = x0 - eps;
+        double lm = f(ctx);
+        x[i] = x0;
+        double num = (lp - lm) / (2.0 * eps);
+        num_max = fmax(num_max, fabs(num));
+        err_max = fmax(err_max, fabs(num - ana[i]));
+    }
+    double rel = num_max > 0 ? err_max / num_max : err_max;
+    CHECK(rel < tol, "%s: relative error %.3g (max |grad| %.3g)", what, rel, num_max);
+    if (getenv("HONE_TEST_VERBOSE")) printf("  %-40s rel %.2e  max|g| %.2e\n", what, rel, num_max);
+    return rel;
+}
+
+/* ---- RMSNorm ---- */
+
+typedef struct rms_ctx {
+    int T, C;
+    float *x, *w, *out, *rstd, *R;
+} rms_ctx;
+
+static double rms_loss(void *p) {
+    rms_ctx *c = p;
+    rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->T, c->C, 1e-5f);
+    return dot(c->out, c->R, (size_t)c->T * c->C);
+}
+
+static void check_rmsnorm(void) {
+    rms_ctx c = {.T = 3, .C = 8};
+    size_t n = (size_t)c.T * c.C;
+    c.x = malloc(n * 4), c.out = malloc(n * 4), c.R = malloc(n * 4), c.w = malloc(c.C * 4);
+    c.rstd = malloc(c.T * 4);
+    fill(c.x, n, -2, 2), fill(c.R, n, -1, 1), fill(c.w, c.C, 0.5f, 1.5f);
+    float *dx = calloc(n, 4), *dw = calloc(c.C, 4);
+    rms_loss(&c);
+    rmsnorm_backward(dx, dw, c.R, c.x, c.w, c.rstd, c.T, c.C);
+    fd_check("rmsnorm dx", c.x, dx, n, rms_loss, &c, 1e-2f, 1e-3);
+    fd_check("rmsnorm dw", c.w, dw, c.C, rms_loss, &c, 1e-2f, 1e-3);
+    free(c.x), free(c.out), free(c.R), free(c.w), free(c.rstd), free(dx), free(dw);
+}
+
+/* ---- RoPE ---- */
+
+typedef struct rope_ctx {
+    int T, H, hd;
+    const int32_t *pos;
+    float *x, *tmp, *R, *cs, *sn;
+} rope_ctx;
+
+static double rope_loss(void *p) {
+    rope_ctx *c = p;
+    size_t n = (size_t)c->T * c->H * c->hd;
+    memcpy(c->tmp, c->x, n * 4);
+    rope_forward(c->tmp, c->pos, c->T, c->H, c->hd, c->cs, c->sn);
+    return dot(c->tmp, c->R, n);
+}
+
+static void check_rope(void) {
+    static const int32_t pos[5] = {0, 1, 2, 0, 7}; /* restarts like a packed row */
+    rope_ctx c = {.T = 5, .H = 2, .hd = 8, .pos = pos};
+    size_t n = (size_t)c.T * c.H * c.hd;
+    c.x = malloc(n * 4), c.tmp = malloc(n * 4), c.R = malloc(n * 4);
+    c.cs = malloc(16 * 4 * 4), c.sn = malloc(16 * 4 * 4);
+    rope_tables(c.cs, c.sn, 16, c.hd, 10000.0f);
+    fill(c.x, n, -1, 1), fill(c.R, n, -1, 1);
+    float *dx = malloc(n * 4);
+    memcpy(dx, c.R, n * 4);
+    rope_backward(dx, c.pos, c.T, c.H, c.hd, c.cs, c.sn);
+    fd_check("rope dx", c.x, dx, n, rope_loss, &c, 1e-2f, 1e-3);
+    free(c.x), free(c.tmp), free(c.R), free(c.cs), free(c.sn), free(dx);
+}
+
+/* ---- SwiGLU ---- */
+
+typedef struct swiglu_ctx {
+    long N;
+    float *g, *u, *h, *R;
+} swiglu_ctx;
+
+static double swiglu_loss(void *p) {
+    swiglu_ctx *c = p;
+    swiglu_forward(c->h, c->g, c->u, c->N);
+    return dot(c->h, c->R, (size_t)c->N);
+}
+
+static void check_swiglu(void) {
+    swiglu_ctx c = {.N = 32};
+    c.g = malloc(c.N * 4), c.u = malloc(c.N * 4), c.h = malloc(c.N * 4), c.R = malloc(c.N * 4);
+    fill(c.g, c.N, -4, 4), fill(c.u, c.N, -2, 2), fill(c.R, c.N, -1, 1);
+    float *dg = malloc(c.N * 4), *du = malloc(c.N * 4);
+    swiglu_backward(dg, du, c.R, c.g, c.u, c.N);
+    fd_check("swiglu dgate", c.g, dg, c.N, swiglu_loss, &c, 1e-2f, 1e-3);
+    fd_check("swiglu dup", c.u, du, c.N, swiglu_loss, &c, 1e-2f, 1e-3);
+    free(c.g), free(c.u), free(c.h), free(c.R), free(dg), free(du);
+}
+
+/* ---- attention ---- */
+
+typedef struct att_ctx {
+    int T, Hq, Hkv, hd;
+    const int32_t *seg;
+    float *q, *k, *v, *out, *att, *R;
+} att_ctx;
+
+static double att_loss(void *p) {
+    att_ctx *c = p;
+    attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->T, 0, c->Hq, c->Hkv, c->hd,
+                      c->seg);
+    return dot(c->out, c->R, (size_t)c->T * c->Hq * c->hd);
+}
+
+static void check_attention(const char *name, int T, int Hq, int Hkv, int hd, const int32_t *seg) {
+    att_ctx c = {.T = T, .Hq = Hq, .Hkv = Hkv, .hd = hd, .seg = seg};
+    size_t nq = (size_t)T * Hq * hd, nk = (size_t)T * Hkv * hd;
+    c.q = malloc(nq * 4), c.k = malloc(nk * 4), c.v = malloc(nk * 4), c.out = malloc(nq * 4);
+    c.R = malloc(nq * 4), c.att = malloc((size_t)Hq * T * T * 4);
+    fill(c.q, nq, -1.5f, 1.5f), fill(c.k, nk, -1.5f, 1.5f), fill(c.v, nk, -1, 1);
+    fill(c.R, nq, -1, 1);
+    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
+    att_loss(&c);
+    attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, T, Hq, Hkv, hd);
+    char what[96];
+    snprintf(what, sizeof what, "attention %s dq", name);
+    fd_check(what, c.q, dq, nq, att_loss, &c, 1e-2f, 1e-3);
+    snprintf(what, sizeof what, "attention %s dk", name);
+    fd_check(what, c.k, dk, nk, att_loss, &c, 1e-2f, 1e-3);
+    snprintf(what, sizeof what, "attention %s dv", name);
+    fd_check(what, c.v, dv, nk, att_loss, &c, 1e-2f, 1e-3);
+    /* a masked pair must carry zero probability, so nothing leaks across segments */
+    if (seg) {
+        double leak = 0;
+        for (int h = 0; h < Hq; h++)
+            for (int t = 0; t < T; t++)
+                for (int s = 0; s <= t; s++)
+                    if (seg[s] != seg[t]) leak = fmax(leak, fabs(c.att[((size_t)h * T + t) * T + s]));
+        CHECK(leak == 0.0, "attention %s: probability %g across segments", name, leak);
+    }
+    free(c.q), free(c.k), free(c.v), free(c.out), free(c.R), free(c.att);
+    free(dq), free(dk), free(dv);
+}
+
+/* ---- cross-entropy ---- */
+
+typedef struct xent_ctx {
+    int N, V;
+    float *logits, *tmp, *loss, *scale;
+    int32_t *tgt;
+} xent_ctx;
+
+static double xent_loss(void *p) {
+    xent_ctx *c = p;
+    memcpy(c->tmp, c->logits, (size_t)c->N * c->V * 4);
+    xent_forward_backward(c->tmp, c->loss, NULL, c->tgt, c->scale, c->N, c->V);
+    return dot(c->loss, c->scale, (size_t)c->N);
+}
+
+static void check_xent(void) {
+    xent_ctx c = {.N = 5, .V = 11};
+    size_t n = (size_t)c.N * c.V;
+    c.logits = malloc(n * 4), c.tmp = malloc(n * 4), c.loss = malloc(c.N * 4);
+    c.scale = malloc(c.N * 4), c.tgt = malloc(c.N * 4);
+    fill(c.logits, n, -3, 3), fill(c.scale, c.N, 0.1f, 1);
+    for (int i = 0; i < c.N; i++) c.tgt[i] = (int32_t)hn_rng_below(&rng, (uint32_t)c.V);
+    float *g = malloc(n * 4);
+    memcpy(g, c.logits, n * 4);
+    uint8_t ok[5];
+    xent_forward_backward(g, c.loss, ok, c.tgt, c.scale, c.N, c.V);
+    /* loss must be -log softmax[target] */
+    for (int i = 0; i < c.N; i++) {
+        const float *l = c.logits + (size_t)i * c.V;
+        double mx = l[0], s = 0;
+        for (int j = 1; j < c.V; j++) mx = fmax(mx, l[j]);
+        for (int j = 0; j < c.V; j++) s += exp(l[j] - mx);
+        double want = mx + log(s) - l[c.tgt[i]];
+        CHECK(fabs(c.loss[i] - want) < 1e-5, "xent row %d: loss %g want %g", i, c.loss[i], want);
+    }
+    fd_check("cross-entropy dlogits", c.logits, g, n, xent_loss, &c, 1e-2f, 1e-3);
+    free(c.logits), free(c.tmp), free(c.loss), free(c.scale), free(c.tgt), free(g);
+}
+
+/* ---- a whole tiny random Llama ---- */
+
+typedef struct model_ctx {
+    hn_model *m;
+    lora_set *lo;
+    llama_acts *a;
+    int32_t *ids, *tgt;
+    float *w, norm;
+} model_ctx;
+
+static void set_rows(llama_acts *a) {
+    /* row 0 packs two examples (positions restart, own segment); row 1 is one */
+    for (int b = 0; b < a->B; b++)
+        for (int t = 0; t < a->T; t++) {
+            int i = b * a->T + t, half = a->T / 2;
+            a->seg[i] = b == 0 && t >= half ? 1 : 0;
+            a->pos[i] = b == 0 && t >= half ? t - half : t;
+        }
+}
+
+static double model_loss(void *p) {
+    model_ctx *c = p;
+    llama_loss_stats st;
+    llama_forward(c->m, c->lo, c->a, c->ids);
+    llama_loss_backward(c->m, c->lo, c->a, c->ids, c->tgt, c->w, c->norm, NULL, NULL, &st);
+    return st.loss_sum * c->norm;
+}
+
+static void check_model(const char *name, bool tied, int Hq, int Hkv) {
+    model_config cfg = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = Hq,
+                        .n_kv_heads = Hkv, .head_dim = 4, .vocab_size = 40, .max_seq_len = 32,
+                        .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied_embeddings = tied};
+    hn_err err = {0};
+    model_ctx c = {0};
+    CHECK(model_create_random(&cfg, 7, &c.m, &err) == HN_OK, "%s", err.msg);
+    if (!c.m) return;
+    const int B = 2, T = 8, N = B * T, rank = 4;
+    CHECK(llama_acts_create(c.m, B, T, rank, &c.a, &err) == HN_OK, "%s", err.msg);
+    set_rows(c.a);
+    c.ids = malloc(N * 4), c.tgt = malloc(N * 4), c.w = malloc(N * 4);
+    double sw = 0;
+    for (int i = 0; i < N; i++) {
+        c.ids[i] = (int32_t)hn_rng_below(&rng, (uint32_t)cfg.vocab_size);
+        c.tgt[i] = (int32_t)hn_rng_below(&rng, (uint32_t)cfg.vocab_size);
+        c.w[i] = i % 5 == 0 ? 0.0f : i % 7 == 0 ? 0.5f : 1.0f;
+        sw += c.w[i];
+    }
+    c.norm = (float)(1.0 / sw);
+
+    /* full fine-tuning: every parameter tensor */
+    float *grads = calloc(c.m->n_params, 4);
+    llama_loss_stats st;
+    llama_forward(c.m, NULL, c.a, c.ids);
+    llama_loss_backward(c.m, NULL, c.a, c.ids, c.tgt, c.w, c.norm, grads, NULL, &st);
+    double worst = 0;
+    for (int i = 0; i < c.m->n_param_tensors; i++) {
+        model_param *p = &c.m->params[i];
+        char what[160];
+        snprintf(what, sizeof what, "%s full %s", name, p->name);
+        worst = fmax(worst, fd_check(what, p->data, grads + (p->data - c.m->slab), p->numel,
+                                     model_loss, &c, 1e-2f, 5e-3));
+    }
+    printf("model %s: %d full gradients, worst relative error %.2e\n", name,
+           c.m->n_param_tensors, worst);
+    free(grads);
+
+    /* LoRA on all targets, with non-zero B so dA is exercised */
+    lora_set *lg = NULL;
+    unsigned all = (1u << LORA_N_TARGETS) - 1;
+    CHECK(lora_create(c.m, rank, 8.0f, all, &rng, &c.lo, &err) == HN_OK, "%s", err.msg);
+    CHECK(lora_create(c.m, rank, 8.0f, all, NULL, &lg, &err) == HN_OK, "%s", err.msg);
+    if (c.lo && lg) {
+        for (int l = 0; l < cfg.n_layers; l++)
+            for (int t = 0; t < LORA_N_TARGETS; t++) {
+                lora_pair *lp = &c.lo->pairs[l][t];
+                fill(lp->B, (size_t)lp->out * rank, -0.3f, 0.3f);
+            }
+        llama_forward(c.m, c.lo, c.a, c.ids);
+        llama_loss_backward(c.m, c.lo, c.a, c.ids, c.tgt, c.w, c.norm, NULL, lg, &st);
+        worst = 0;
+        int count = 0;
+        for (int l = 0; l < cfg.n_layers; l++)
+            for (int t = 0; t < LORA_N_TARGETS; t++)
+                for (int ab = 0; ab < 2; ab++) {
+                    lora_pair *lp = &c.lo->pairs[l][t], *gp = &lg->pairs[l][t];
+                    size_t n = (size_t)rank * (ab ? lp->out : lp->in);
+                    char what[160];
+                    snprintf(what, sizeof what, "%s lora layer %d %s %c", name, l,
+                             lora_target_name(t), "AB"[ab]);
+                    worst = fmax(worst, fd_check(what, ab ? lp->B : lp->A, ab ? gp->B : gp->A, n,
+                                                 model_loss, &c, 1e-2f, 5e-3));
+                    count++;
+                }
+        printf("model %s: %d LoRA gradients, worst relative error %.2e\n", name, count, worst);
+    }
+    lora_free(c.lo);
+    lora_free(lg);
+    llama_acts_free(c.a);
+    model_free(c.m);
+    free(c.ids), free(c.tgt), free(c.w);
+}
+
+int main(void) {
+    hn_rng_seed(&rng, 1234);
+    check_rmsnorm();
+    check_rope();
+    check_swiglu();
+    check_attention("MHA", 6, 2, 2, 4, NULL);
+    check_attention("GQA", 6, 4, 2, 4, NULL);
+    static const int32_t seg[7] = {0, 0, 0, 1, 1, 2, 2};
+    check_attention("GQA packed", 7, 4, 1, 4, seg);
+    check_xent();
+    check_model("untied GQA", false, 4, 2);
+    check_model("tied MHA", true, 2, 2);
+    return test_finish("test_ops_grad");
+}
