@@ -12,7 +12,8 @@ deps:
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	@cmake --build $(BUILD) -j$(JOBS)
+	@echo "building in $(BUILD)/ (log: $(BUILD)/build.log)"
+	@cmake --build $(BUILD) -j$(JOBS) > $(BUILD)/build.log 2>&1 || (tail -40 $(BUILD)/build.log; exit 1)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
@@ -22,7 +23,8 @@ demo: build
 
 asan: deps
 	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DHONE_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD)-asan -j$(JOBS)
+	@echo "building in $(BUILD)-asan/ (log: $(BUILD)-asan/build.log)"
+	@cmake --build $(BUILD)-asan -j$(JOBS) > $(BUILD)-asan/build.log 2>&1 || (tail -40 $(BUILD)-asan/build.log; exit 1)
 	@cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS)
 
 clean:

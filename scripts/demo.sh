@@ -12,7 +12,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 echo "== data check"
-"$HONE" data check "$DATA/train.jsonl" --valid "$DATA/valid.jsonl" | tail -n 12
+"$HONE" data check "$DATA/train.jsonl" --valid "$DATA/valid.jsonl"
 echo
 echo "== fine-tune (defaults) on $DATA/train.jsonl"
 "$HONE" finetune --train "$DATA/train.jsonl" --valid "$DATA/valid.jsonl" --out "$OUT"

@@ -66,6 +66,10 @@ static void on_metrics(void *ctx, const ft_metrics *m) {
                 m->train_loss, m->train_accuracy, valid, m->tokens_per_second, eta);
         if (m->step == m->total_steps) fputc('\n', stderr);
     } else {
+        int every = m->total_steps / 20 > 1 ? m->total_steps / 20 : 1;
+        bool quiet_step = m->step % every && m->step != 1 && m->step != m->total_steps &&
+                          isnan(m->full_valid_loss);
+        if (quiet_step) return;
         fprintf(stderr, "step %d/%d epoch %d train_loss %.4f train_accuracy %.3f%s tok/s %.0f\n",
                 m->step, m->total_steps, m->epoch + 1, m->train_loss, m->train_accuracy, valid,
                 m->tokens_per_second);
