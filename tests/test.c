@@ -40,6 +40,27 @@ char *test_read(const char *path, size_t *len) {
     return data;
 }
 
+const char *test_subset(const char *src, int n, const char *name) {
+    static char path[8][512];
+    static int k;
+    char *p = path[k++ & 7];
+    snprintf(p, sizeof path[0], "%s/%s", test_tmpdir(), name);
+    char *data = test_read(src, NULL), *e = data;
+    for (int i = 0; i < n && *e; i++) {
+        char *nl = strchr(e, '\n');
+        e = nl ? nl + 1 : e + strlen(e);
+    }
+    FILE *f = fopen(p, "w");
+    if (!f) {
+        perror(p);
+        exit(2);
+    }
+    fwrite(data, 1, (size_t)(e - data), f);
+    fclose(f);
+    free(data);
+    return p;
+}
+
 int test_finish(const char *name) {
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;

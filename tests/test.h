@@ -25,6 +25,9 @@ const char *test_shared(const char *rel);
 const char *test_tmpdir(void);
 /* Reads a whole file; aborts the test on failure. Caller frees. */
 char *test_read(const char *path, size_t *len);
+/* Writes the first n lines of src to test_tmpdir()/name and returns that path
+ * (static buffer rotation: up to 8 live results). */
+const char *test_subset(const char *src, int n, const char *name);
 int test_finish(const char *name);
 
 #endif

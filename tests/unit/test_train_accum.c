@@ -28,23 +28,6 @@ static void on_metrics(void *ctx, const ft_metrics *m) {
 }
 
 /* The first n lines of src into the test's temporary directory. */
-static const char *subset(const char *src, int n, const char *name) {
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ & 7];
-    snprintf(p, sizeof path[0], "%s/%s", test_tmpdir(), name);
-    char *data = test_read(src, NULL), *e = data;
-    for (int i = 0; i < n && *e; i++) {
-        char *nl = strchr(e, '\n');
-        e = nl ? nl + 1 : e + strlen(e);
-    }
-    FILE *f = fopen(p, "w");
-    fwrite(data, 1, (size_t)(e - data), f);
-    fclose(f);
-    free(data);
-    return p;
-}
-
 static bool run(ft_config *c, rec *r) {
     ft_callbacks cb = {.ctx = r, .on_metrics = on_metrics};
     ft_result res;
@@ -119,7 +102,7 @@ static void check_method(ft_method method, const char *train) {
 }
 
 int main(void) {
-    const char *train = subset(test_shared("data/animal/train.jsonl"), 40, "train40.jsonl");
+    const char *train = test_subset(test_shared("data/animal/train.jsonl"), 40, "train40.jsonl");
     check_method(FT_FULL, train);
     check_method(FT_LORA, train);
     return test_finish("test_train_accum");

@@ -10,23 +10,6 @@
 #include "test.h"
 
 /* The first n lines of src into the test's temporary directory. */
-static const char *subset(const char *src, int n, const char *name) {
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ & 7];
-    snprintf(p, sizeof path[0], "%s/%s", test_tmpdir(), name);
-    char *data = test_read(src, NULL), *e = data;
-    for (int i = 0; i < n && *e; i++) {
-        char *nl = strchr(e, '\n');
-        e = nl ? nl + 1 : e + strlen(e);
-    }
-    FILE *f = fopen(p, "w");
-    fwrite(data, 1, (size_t)(e - data), f);
-    fclose(f);
-    free(data);
-    return p;
-}
-
 static bool run(const char *train, const char *valid, const char *out, uint64_t seed,
                 ft_method method) {
     ft_config c;
@@ -87,8 +70,8 @@ static void check(ft_method method, const char *train, const char *valid) {
 }
 
 int main(void) {
-    const char *train = subset(test_shared("data/animal/train.jsonl"), 40, "train40.jsonl");
-    const char *valid = subset(test_shared("data/animal/valid.jsonl"), 10, "valid10.jsonl");
+    const char *train = test_subset(test_shared("data/animal/train.jsonl"), 40, "train40.jsonl");
+    const char *valid = test_subset(test_shared("data/animal/valid.jsonl"), 10, "valid10.jsonl");
     check(FT_FULL, train, valid);
     check(FT_LORA, train, valid);
     return test_finish("test_train_seed");
