@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "chat/dataset.h"
+#include "chat/template.h"
 #include "cli/cli.h"
 #include "infer/generate.h"
 #include "model/lora.h"
@@ -21,7 +25,81 @@ static const char *usage =
     "  --top-p P           nucleus sampling (default 0.9)\n"
     "  --top-k K           keep the K most likely tokens (default 0 = off)\n"
     "  --seed S            random seed (default 42): same seed, same text\n"
-    "  --ids               also print the token ids\n";
+    "  --ids               also print the token ids\n"
+    "  --chat              chat mode: the prompt is a user message, rendered with the\n"
+    "                      model's chat template (the one used in fine-tuning); without\n"
+    "                      --prompt, read one user message per line from stdin and keep\n"
+    "                      the conversation\n"
+    "  --system TEXT       system message for --chat\n";
+
+typedef struct chat_reply {
+    hn_buf text;
+} chat_reply;
+
+/* Streams a chat reply, dropping the template's separator space. */
+static bool print_reply(void *ctx, int32_t id, const char *text, size_t len) {
+    (void)id;
+    chat_reply *r = ctx;
+    if (r->text.len == 0 && len && text[0] == ' ') {
+        text++;
+        len--;
+    }
+    hn_buf_append(&r->text, text, len);
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static void add_msg(json_t *msgs, const char *role, const char *content) {
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", role, "content", content));
+}
+
+/* One chat turn: renders msgs with the template, generates, appends the reply. */
+static hn_status chat_step(hn_model *m, const chat_template *t, json_t *msgs, const gen_params *gp,
+                           hn_err *err) {
+    chat_example ex;
+    memset(&ex, 0, sizeof ex);
+    hn_status s = chat_example_from_request(msgs, NULL, &ex, err);
+    chat_render r;
+    chat_render_init(&r);
+    if (s == HN_OK) s = chat_render_prompt(t, m->tok, &ex, &r, err);
+    chat_reply rep;
+    hn_buf_init(&rep.text);
+    gen_result res;
+    if (s == HN_OK) s = gen_run(m, r.ids, (int)r.n, gp, print_reply, &rep, NULL, &res, err);
+    if (s == HN_OK) {
+        fputc('\n', stdout);
+        add_msg(msgs, "assistant", rep.text.data ? rep.text.data : "");
+    }
+    hn_buf_free(&rep.text);
+    chat_render_free(&r);
+    chat_example_free(&ex);
+    return s;
+}
+
+static int run_chat(hn_model *m, const char *system, const char *prompt, const gen_params *gp,
+                    hn_err *err) {
+    chat_template *t;
+    if (chat_template_for_model(m->chat_template, &t, err) != HN_OK) return 1;
+    json_t *msgs = json_array();
+    if (system && *system) add_msg(msgs, "system", system);
+    hn_status s = HN_OK;
+    if (prompt && *prompt) {
+        add_msg(msgs, "user", prompt);
+        s = chat_step(m, t, msgs, gp, err);
+    } else {
+        char line[8192];
+        while (s == HN_OK && fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = 0;
+            if (!*line) continue;
+            add_msg(msgs, "user", line);
+            s = chat_step(m, t, msgs, gp, err);
+        }
+    }
+    json_decref(msgs);
+    chat_template_free(t);
+    return s == HN_OK ? 0 : 1;
+}
 
 static bool print_piece(void *ctx, int32_t id, const char *text, size_t len) {
     (void)ctx;
@@ -37,6 +115,8 @@ int cmd_generate(int argc, char **argv) {
         return 0;
     }
     const char *model_path = cli_default_model(), *adapter = NULL, *prompt = "", *v;
+    const char *system = NULL;
+    bool chat = false;
     gen_params gp;
     gen_params_default(&gp);
     gp.temperature = 0.8f;
@@ -52,6 +132,8 @@ int cmd_generate(int argc, char **argv) {
         if (cli_opt(argc, argv, &i, "--top-k", &v, &bad)) { gp.top_k = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--seed", &v, &bad)) { gp.seed = strtoull(v, NULL, 10); continue; }
         if (cli_flag(argv, i, "--ids")) { show_ids = true; continue; }
+        if (cli_flag(argv, i, "--chat")) { chat = true; continue; }
+        if (cli_opt(argc, argv, &i, "--system", &system, &bad)) continue;
         fprintf(stderr, "hone generate: unknown option '%s'\n%s", argv[i], usage);
         return 2;
     }
@@ -66,6 +148,10 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, cap = 0;
     if (adapter && model_apply_finetune(m, adapter, &err) != HN_OK) goto done;
+    if (chat) {
+        rc = run_chat(m, system, prompt, &gp, &err);
+        goto done;
+    }
     if (tok_encode(m->tok, prompt, strlen(prompt), true, &ids, &n, &cap, &err) != HN_OK) goto done;
     fputs(prompt, stdout);
     gen_result res;

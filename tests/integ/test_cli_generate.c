@@ -70,6 +70,12 @@ int main(void) {
         CHECK(st == 0 && out && strstr(out, "usage"), "%s --help: exit %d\n%s", cmds[i], st, out ? out : "");
         free(out);
     }
+    /* chat mode renders with the chat template: the base model rambles, but runs */
+    snprintf(cmd, sizeof cmd, "'%s' generate --chat --system 'Be brief.' --prompt 'Hello' "
+             "--temperature 0 --max-tokens 8 2>/dev/null", bin);
+    out = run(cmd, &st);
+    CHECK(st == 0 && out && strlen(out) > 1, "generate --chat: exit %d: %s", st, out ? out : "");
+    free(out);
     snprintf(cmd, sizeof cmd, "'%s' generate --model /nonexistent.gguf --prompt x 2>&1", bin);
     out = run(cmd, &st);
     CHECK(st == 1 && out && strstr(out, "/nonexistent.gguf"), "missing model: exit %d: %s", st, out ? out : "");
