@@ -87,6 +87,29 @@ static hn_status setup_data(trainer *t, hn_err *err) {
     return HN_OK;
 }
 
+/* LoRA leaves the embeddings and the output head frozen. When the base model
+ * never learned its end-of-sequence token (its output row is a near copy of
+ * many unused rows, as in stories260K), no adapter can make the model predict
+ * it, so the fine-tune would never learn to stop: say so before training. */
+static void warn_untrained_eos(trainer *t) {
+    const hn_model *m = t->m;
+    int eos = tok_eos(m->tok), D = m->cfg.dim, twins = 0;
+    if (eos < 0 || eos >= m->cfg.vocab_size) return;
+    const float *row = m->w.lm_head + (size_t)eos * D;
+    for (int v = 0; v < m->cfg.vocab_size; v++) {
+        if (v == eos) continue;
+        const float *o = m->w.lm_head + (size_t)v * D;
+        double d = 0;
+        for (int i = 0; i < D; i++) d += (double)(row[i] - o[i]) * (row[i] - o[i]);
+        twins += d < 1e-6;
+    }
+    if (twins >= 8)
+        event(t, "warn", "The base model's end-of-sequence token '%s' looks untrained (its output "
+              "row equals %d other rows), and LoRA keeps that row frozen: the fine-tuned model "
+              "will not learn to stop. Use --method full for this model.",
+              tok_piece(m->tok, eos), twins);
+}
+
 static hn_status setup_hparams(trainer *t, hn_err *err) {
     const ft_config *c = &t->cfg;
     int n = t->train.n;
@@ -119,6 +142,7 @@ static hn_status setup_hparams(trainer *t, hn_err *err) {
     }
     if (c->lora_dropout > 0 && c->method == FT_LORA)
         event(t, "warn", "LoRA dropout is not implemented yet; training without dropout");
+    if (c->method == FT_LORA) warn_untrained_eos(t);
     return HN_OK;
 }
 
