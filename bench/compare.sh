@@ -87,7 +87,7 @@ for r in hone + torch:
 gemms = sorted({r['gemm'] for r in hone}, key=lambda g: ['ref', 'openblas', 'dnnl', 'dnnl_bf16'].index(g))
 dts = [d for d in ('fp32', 'bf16') if any(r['dtype'] == d for r in torch)]
 hdr = ['case'] + ['hone %s' % g for g in gemms] + ['torch %s' % d for d in dts] + \
-      ['hone/torch (best/best)', 'peak RSS MB hone / torch']
+      ['hone best / torch best', 'peak RSS MB hone / torch']
 print('\n' + machine + ', tokens/s (median), OMP_WAIT_POLICY=PASSIVE\n')
 print('| ' + ' | '.join(hdr) + ' |')
 print('|' + '---|' * len(hdr))

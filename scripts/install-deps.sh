@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hone builds and tests with (only the missing
 # ones; needs root or sudo), and the npm packages of the integration tests.
+# chromium (/usr/bin/chromium) renders the eval HTML report headless in
+# tests/integ/test_report_screenshot.c (skipped when it is missing).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libjansson-dev libsqlite3-dev libmicrohttpd-dev libopenblas-dev libdnnl-dev libpcre2-dev
-      libcurl4-openssl-dev)
+      libcurl4-openssl-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 #define HN_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 int cmd_generate(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
@@ -12,6 +13,11 @@ int cmd_serve(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* API client commands (client.h): talk to `hone serve` or OpenAI over HTTP. */
+int cmd_files(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 /* True if argv[*i] is --name; then *val = argv[++*i] (error printed if missing). */
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad);
@@ -19,5 +25,11 @@ bool cli_flag(char **argv, int i, const char *name);
 bool cli_want_help(int argc, char **argv);
 /* HONE_MODEL, else the bundled stories260K GGUF under the shared folder. */
 const char *cli_default_model(void);
+/* --model's value as a path: an existing file or directory is used as is; a
+ * bare name ("stories260K") is looked up in each directory of $HONE_MODELS
+ * (colon-separated), then in <HONE_SHARED>/models (<name>/<name>.gguf,
+ * <name>/ with config.json, <name>/hf/, <name>.gguf). Returns false with a
+ * message on stderr listing where it looked. */
+bool cli_resolve_model(const char *name_or_path, char *out, size_t cap);
 
 #endif

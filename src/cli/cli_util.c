@@ -1,8 +1,10 @@
-/* cli_util.c — option parsing helpers shared by the subcommands. */
+/* cli_util.c — option parsing helpers shared by the subcommands, the default
+ * model and the resolution of a bare model name to a path. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "cli/cli.h"
 
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad) {
@@ -39,4 +41,66 @@ const char *cli_default_model(void) {
     snprintf(path, sizeof path, "%s/models/stories260K/stories260K.gguf",
              shared && *shared ? shared : HONE_DEFAULT_SHARED);
     return path;
+}
+
+/* ---- model names --------------------------------------------------------- */
+
+#define MODEL_TRIED 12
+
+typedef struct model_search {
+    char tried[MODEL_TRIED][4096];
+    int n_tried;
+} model_search;
+
+/* True if path exists (recording it as a place looked at otherwise). */
+static bool try_path(model_search *ms, const char *path) {
+    if (hn_path_exists(path)) return true;
+    if (ms->n_tried < MODEL_TRIED) snprintf(ms->tried[ms->n_tried++], sizeof ms->tried[0], "%s", path);
+    return false;
+}
+
+/* A model named `name` inside directory dir: dir/name/name.gguf, dir/name
+ * with config.json, dir/name/hf, or dir/name.gguf. */
+static bool find_in(model_search *ms, const char *dir, const char *name, char *out, size_t cap) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s/%s.gguf", dir, name, name);
+    if (try_path(ms, p)) return snprintf(out, cap, "%s", p) < (int)cap;
+    snprintf(p, sizeof p, "%s/%s/config.json", dir, name);
+    if (try_path(ms, p)) return snprintf(out, cap, "%s/%s", dir, name) < (int)cap;
+    snprintf(p, sizeof p, "%s/%s/hf/config.json", dir, name);
+    if (hn_path_exists(p)) return snprintf(out, cap, "%s/%s/hf", dir, name) < (int)cap;
+    snprintf(p, sizeof p, "%s/%s.gguf", dir, name);
+    if (try_path(ms, p)) return snprintf(out, cap, "%s", p) < (int)cap;
+    return false;
+}
+
+static bool search_env_dirs(model_search *ms, const char *name, char *out, size_t cap) {
+    const char *env = getenv("HONE_MODELS");
+    if (!env || !*env) return false;
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", env);
+    char *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save))
+        if (*d && find_in(ms, d, name, out, cap)) return true;
+    return false;
+}
+
+bool cli_resolve_model(const char *name_or_path, char *out, size_t cap) {
+    if (hn_path_exists(name_or_path) || strchr(name_or_path, '/')) {
+        if (!hn_path_exists(name_or_path)) {
+            fprintf(stderr, "hone: model %s: no such file or directory\n", name_or_path);
+            return false;
+        }
+        return snprintf(out, cap, "%s", name_or_path) < (int)cap;
+    }
+    model_search ms = {.n_tried = 0};
+    const char *shared = getenv("HONE_SHARED");
+    char models[4096];
+    snprintf(models, sizeof models, "%s/models", shared && *shared ? shared : HONE_DEFAULT_SHARED);
+    if (search_env_dirs(&ms, name_or_path, out, cap) || find_in(&ms, models, name_or_path, out, cap))
+        return true;
+    fprintf(stderr, "hone: model '%s' not found: it is not a file or directory here, and none of\n"
+                    "these exist ($HONE_MODELS, then $HONE_SHARED/models):\n", name_or_path);
+    for (int i = 0; i < ms.n_tried; i++) fprintf(stderr, "  %s\n", ms.tried[i]);
+    return false;
 }

@@ -38,7 +38,7 @@ static const char *usage =
     "                      decode:N, gemm   (default: train:{full,lora}:4x256,\n"
     "                      train:{full,lora}:1x1024, prefill:1x512, decode:128, gemm)\n"
     "  --gemm BACKEND      ref | openblas | dnnl | dnnl_bf16 (default: $HONE_GEMM, else\n"
-    "                      dnnl if built in, else openblas); for the gemm case also 'all'\n"
+    "                      openblas); for the gemm case also 'all'\n"
     "  --warmup N          untimed iterations (default 1)\n"
     "  --iters N           timed iterations, median reported (default 3)\n"
     "  --lora-rank R       LoRA rank on q,k,v,o,gate,up,down (default 16)\n"
@@ -55,6 +55,12 @@ typedef struct bench_opts {
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -131,7 +137,7 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
     llama_acts *acts = NULL;
     float *grads = NULL, *am = NULL, *av = NULL, *w = NULL;
     int32_t *ids = NULL, *tgt = NULL;
-    double *times = NULL, *tf = NULL, *tb = NULL, *to = NULL;
+    double *times = NULL, *tf = NULL, *tb = NULL, *to = NULL, *tc = NULL;
     int rc = 1;
     if (bench_model_create(o->model, &m, &err) != HN_OK) goto done;
     if (T > m->cfg.max_seq_len) {
@@ -162,12 +168,12 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
     tgt = malloc(N * sizeof *tgt);
     w = malloc(N * sizeof *w);
     int n_it = o->warmup + o->iters;
-    times = calloc((size_t)n_it * 4, sizeof *times);
+    times = calloc((size_t)n_it * 5, sizeof *times);
     if (!grads || !am || !av || !ids || !tgt || !w || !times) {
         hn_errf(&err, HN_ENOMEM, "out of memory");
         goto done;
     }
-    tf = times + n_it, tb = tf + n_it, to = tb + n_it;
+    tf = times + n_it, tb = tf + n_it, to = tb + n_it, tc = to + n_it;
     hn_rng rng;
     hn_rng_seed(&rng, 1);
     for (size_t i = 0; i < N; i++) {
@@ -180,7 +186,7 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
     llama_acts_default_pos(acts);
     double loss = 0;
     for (int it = 0; it < n_it; it++) {
-        double t0 = now_s();
+        double c0 = cpu_s(), t0 = now_s();
         memset(grads, 0, n_train * sizeof(float));
         llama_forward(m, lo, acts, ids);
         double t1 = now_s();
@@ -198,18 +204,20 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
         if (it >= o->warmup) {
             int k = it - o->warmup;
             times[k] = t3 - t0, tf[k] = t1 - t0, tb[k] = t2 - t1, to[k] = t3 - t2;
+            tc[k] = cpu_s() - c0;
         }
     }
     double med = median(times, o->iters), best = times[0];
     double fwd = median(tf, o->iters), bwd = median(tb, o->iters), opt = median(to, o->iters);
+    double cpu = median(tc, o->iters);
     double tps = (double)N / med;
     double flops = (lora ? 4.0 : 6.0) * matmul_params(m) * tps;
     printf("{\"bench\":\"train_step\",\"method\":\"%s\",\"batch\":%d,\"seq\":%d,"
            "\"tokens_per_s\":%.2f,\"tokens_per_s_best\":%.2f,\"step_ms\":%.1f,\"fwd_ms\":%.1f,"
-           "\"bwd_ms\":%.1f,\"adamw_ms\":%.1f,\"model_gflops\":%.2f,\"loss\":%.4f,"
+           "\"bwd_ms\":%.1f,\"adamw_ms\":%.1f,\"cpu_ms\":%.1f,\"model_gflops\":%.2f,\"loss\":%.4f,"
            "\"trainable\":%zu,",
            lora ? "lora" : "full", B, T, tps, (double)N / best, med * 1e3, fwd * 1e3, bwd * 1e3,
-           opt * 1e3, flops / 1e9, loss, n_train);
+           opt * 1e3, cpu * 1e3, flops / 1e9, loss, n_train);
     print_common(m);
     printf("}\n");
     fprintf(stderr, "train %s %dx%d: %.1f tok/s (median %.0f ms), ~%.1f GFLOP/s, peak RSS %.0f MB\n",

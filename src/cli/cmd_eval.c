@@ -14,16 +14,17 @@
 #include "model/lora.h"
 
 static const char *usage =
-    "usage: hone eval --data FILE [--model PATH] [--adapter DIR] [--baseline PATH|base]\n"
+    "usage: hone eval --data FILE [--model M] [--adapter DIR] [--baseline M|base]\n"
     "                 [options]\n"
     "\n"
     "  --data FILE              chat JSONL; the LAST message of each example is the\n"
     "                           assistant's reference answer\n"
-    "  --model PATH             GGUF file or HF directory (default: $HONE_MODEL or the\n"
-    "                           bundled stories260K)\n"
+    "  --model M                GGUF file, HF directory or model name such as\n"
+    "                           stories260K (default: $HONE_MODEL or the bundled\n"
+    "                           stories260K)\n"
     "  --adapter DIR            fine-tune to apply: a LoRA adapter or the final/ (or a\n"
     "                           checkpoint) directory of `hone finetune`\n"
-    "  --baseline PATH|base     also evaluate this model and compare; `base` = --model\n"
+    "  --baseline M|base        also evaluate this model and compare; `base` = --model\n"
     "                           without the adapter\n"
     "  --baseline-adapter DIR   fine-tune applied to the baseline (implies --baseline base\n"
     "                           when --baseline is not given)\n"
@@ -96,6 +97,16 @@ static int parse_args(int argc, char **argv, eval_args *a) {
         bad = fprintf(stderr, "hone eval: --grader regex needs --regex PATTERN\n") > 0;
     if (!bad && a->baseline_adapter && !a->baseline) a->baseline = "base";
     return bad ? 2 : 0;
+}
+
+/* Resolves --model and --baseline names to paths (buffers in *a's caller). */
+static bool resolve_models(eval_args *a, char *model, char *baseline, size_t cap) {
+    if (!cli_resolve_model(a->model, model, cap)) return false;
+    a->model = model;
+    if (!a->baseline || !strcmp(a->baseline, "base")) return true;
+    if (!cli_resolve_model(a->baseline, baseline, cap)) return false;
+    a->baseline = baseline;
+    return true;
 }
 
 /* ---- running ---- */
@@ -186,6 +197,8 @@ int cmd_eval(int argc, char **argv) {
         fputs(usage, stderr);
         return 2;
     }
+    char model[4096], baseline[4096];
+    if (!resolve_models(&a, model, baseline, sizeof model)) return 1;
     hn_err err = {0};
     eval_regex *re = NULL;
     eval_set set = {0};

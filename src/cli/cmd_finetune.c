@@ -13,7 +13,8 @@
 static const char *usage =
     "usage: hone finetune [--model PATH] --train FILE [--valid FILE] --out DIR [options]\n"
     "\n"
-    "  --model PATH            GGUF file or HF directory (default: bundled stories260K)\n"
+    "  --model PATH            GGUF file, HF directory or model name such as stories260K\n"
+    "                          (default: bundled stories260K)\n"
     "  --train FILE            OpenAI chat-format JSONL ({\"messages\": [...]} per line)\n"
     "  --valid FILE            validation JSONL (loss/accuracy per epoch and every few steps)\n"
     "  --out DIR               metrics.csv, checkpoints/step-N/, final/\n"
@@ -154,6 +155,9 @@ int cmd_finetune(int argc, char **argv) {
         fputs(usage, stderr);
         return 2;
     }
+    char model[4096];
+    if (!cli_resolve_model(c.model_path, model, sizeof model)) return 1;
+    c.model_path = model;
     progress p = {isatty(2), c.quiet, now()};
     ft_callbacks cb = {&p, on_event, on_metrics, on_checkpoint, NULL};
     ft_result res;

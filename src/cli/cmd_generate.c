@@ -15,7 +15,7 @@
 static const char *usage =
     "usage: hone generate [--model PATH] [--adapter DIR] --prompt TEXT [options]\n"
     "\n"
-    "  --model PATH        GGUF file or Hugging Face model directory\n"
+    "  --model PATH        GGUF file, Hugging Face model directory or model name\n"
     "                      (default: $HONE_MODEL or the bundled stories260K)\n"
     "  --adapter DIR       a fine-tune of the model: a LoRA adapter (PEFT layout) or the\n"
     "                      final/ or checkpoint directory of `hone finetune`\n"
@@ -138,6 +138,9 @@ int cmd_generate(int argc, char **argv) {
         return 2;
     }
     if (bad) return 2;
+    char resolved[4096];
+    if (!cli_resolve_model(model_path, resolved, sizeof resolved)) return 1;
+    model_path = resolved;
     hn_err err = {0};
     hn_model *m;
     if (model_load(model_path, &m, &err) != HN_OK) {

@@ -13,7 +13,7 @@
 static const char *usage =
     "usage: hone inspect PATH [--all]\n"
     "\n"
-    "  PATH   a GGUF file or a Hugging Face model directory\n"
+    "  PATH   a GGUF file, a Hugging Face model directory or a model name\n"
     "  --all  print every metadata value and every tensor (default: abbreviated)\n";
 
 static void print_tok(const char *path) {
@@ -135,6 +135,9 @@ int cmd_inspect(int argc, char **argv) {
         fputs(usage, stderr);
         return 2;
     }
+    char resolved[4096];
+    if (!cli_resolve_model(path, resolved, sizeof resolved)) return 1;
+    path = resolved;
     int rc = hn_path_is_dir(path) ? inspect_st(path, all) : inspect_gguf(path, all);
     if (rc) return rc;
     print_config(path);

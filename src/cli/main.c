@@ -18,6 +18,10 @@ static const struct {
     {"eval", cmd_eval, "grade a model on chat JSONL, optionally against a baseline"},
     {"serve", cmd_serve, "run the OpenAI-compatible API server"},
     {"bench", cmd_bench, "benchmark training, prefill, decode and GEMM on a random-init model"},
+    {"files", cmd_files, "API client: upload, list, get, download, delete files"},
+    {"jobs", cmd_jobs, "API client: create, list, follow, cancel fine-tuning jobs"},
+    {"models", cmd_models, "API client: list, get, delete models"},
+    {"chat", cmd_chat, "API client: chat with a model (--stream for SSE)"},
 };
 
 static void usage(FILE *f) {

@@ -25,15 +25,12 @@ bool gemm_backend_available(gemm_backend b) {
     return (unsigned)b < GEMM_N_BACKENDS;
 }
 
-/* Default: oneDNN f32 when built in. It is ~10% faster than OpenBLAS at the
- * 110M model's shapes, 3-5x at LoRA-rank shapes, and runs on the same OpenMP
- * pool as hone's kernels, where Debian's pthread OpenBLAS keeps a second pool
- * that competes for the CPUs (LoRA step 1.9x faster end to end on 2 vCPUs;
- * docs/bench.md). */
+/* Default: OpenBLAS. oneDNN f32 is ~10% faster at the 110M model's GEMM
+ * shapes and 3-5x at LoRA-rank shapes, but end-to-end steps on the shared
+ * 2-vCPU VMs were too noisy to show a consistent win yet (docs/bench.md). */
 static gemm_backend resolve_backend(void) {
     gemm_backend b = gemm_backend_parse(getenv("HONE_GEMM"));
-    if (b != GEMM_N_BACKENDS && gemm_backend_available(b)) return b;
-    return gemm_dnnl_available() ? GEMM_DNNL : GEMM_OPENBLAS;
+    return b != GEMM_N_BACKENDS && gemm_backend_available(b) ? b : GEMM_OPENBLAS;
 }
 
 gemm_backend gemm_get_backend(void) {

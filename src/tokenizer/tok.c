@@ -1,8 +1,8 @@
 /* tok.c — the tokenizer object: allocation, vocabulary indexing (piece->id and
  * merge-pair hash maps), accessors and decoding. Loading lives in tok_gguf.c and
- * tok_hf.c, encoding in tok_spm.c.
+ * tok_hf.c, encoding in tok_spm.c and tok_bpe.c.
  *
- * Decoding rules (docs/tokenizer.md): normal pieces give their text with "▁"
+ * Decoding rules for TOK_SPM (docs/tokenizer.md; TOK_BPE_BYTES decodes in tok_bpe.c): normal pieces give their text with "▁"
  * turned into " "; byte tokens give their raw byte; user-defined tokens give their
  * text verbatim; control, unknown and unused tokens give nothing (as HF with
  * skip_special_tokens and llama.cpp with special=false). When the tokenizer
@@ -62,7 +62,7 @@ hn_status tok_alloc(int n, size_t text_bytes, tok **out, hn_err *err) {
         return hn_errf(err, HN_ENOMEM, "out of memory for %d pieces", n);
     }
     t->bos = t->eos = t->unk = t->pad = -1;
-    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = t->bb_id[b] = -1;
     *out = t;
     return HN_OK;
 }
@@ -80,6 +80,7 @@ void tok_free(tok *t) {
     free(t->merges.keys);
     free(t->merges.rank);
     free(t->merges.result);
+    tok_bpe_free(t);
     free(t);
 }
 
@@ -231,8 +232,12 @@ static void put_unescaped(const char *p, size_t n, bool strip, hn_buf *out) {
     hn_buf_append(out, p + run, n - run);
 }
 
-void tok_decode_piece(const tok *t, int prev, int id, hn_buf *out) {
+void tok_decode_piece_ex(const tok *t, int prev, int id, bool skip_special, hn_buf *out) {
     if (id < 0 || id >= t->n) return;
+    if (t->kind == TOK_BPE_BYTES) {
+        tok_bpe_decode_piece(t, id, skip_special, out);
+        return;
+    }
     bool strip = t->prefix != TOK_PREFIX_NONE && (prev < 0 || prev == t->bos);
     const char *p = t->text + t->off[id];
     switch (t->type[id]) {
@@ -245,15 +250,27 @@ void tok_decode_piece(const tok *t, int prev, int id, hn_buf *out) {
     case TOK_T_USER:
         hn_buf_append(out, p, t->len[id]);
         break;
-    default: /* control, unknown, unused, undefined: nothing */
+    case TOK_T_CONTROL:
+    case TOK_T_UNKNOWN:
+        if (!skip_special) hn_buf_append(out, p, t->len[id]);
+        break;
+    default: /* unused, undefined: nothing */
         break;
     }
 }
 
-void tok_decode(const tok *t, const int32_t *ids, size_t n, hn_buf *out) {
+void tok_decode_piece(const tok *t, int prev, int id, hn_buf *out) {
+    tok_decode_piece_ex(t, prev, id, true, out);
+}
+
+void tok_decode_ex(const tok *t, const int32_t *ids, size_t n, bool skip_special, hn_buf *out) {
     int prev = -1;
     for (size_t i = 0; i < n; i++) {
-        tok_decode_piece(t, prev, ids[i], out);
+        tok_decode_piece_ex(t, prev, ids[i], skip_special, out);
         prev = ids[i];
     }
+}
+
+void tok_decode(const tok *t, const int32_t *ids, size_t n, hn_buf *out) {
+    tok_decode_ex(t, ids, n, true, out);
 }

@@ -1,10 +1,10 @@
 /* tok.h — tokenizers: SentencePiece-style BPE with byte fallback (Llama 1/2,
- * stories260K) now; byte-level BPE (GPT-2, Llama 3, Qwen) later, behind the
- * same interface.
+ * stories260K; TOK_SPM) and byte-level BPE (GPT-2, Llama 3, Qwen, SmolLM;
+ * TOK_BPE_BYTES), behind one interface.
  *
  * A tokenizer is built from GGUF metadata (tokenizer.ggml.*) or from a Hugging
  * Face tokenizer.json. Encoding never reads past the input; invalid UTF-8 is
- * encoded through byte-fallback tokens. */
+ * encoded through byte-fallback tokens (SPM) or byte-level pieces (BPE_BYTES). */
 #ifndef HN_TOK_H
 #define HN_TOK_H
 
@@ -43,8 +43,10 @@ bool tok_is_special(const tok *t, int id);
 
 /* Encodes text[0..len) and appends the ids to *ids (a malloc'd array grown as
  * needed; *n and *cap track it). add_bos prepends BOS when the tokenizer has one.
- * Text like "<s>" is encoded as plain text, never as a control id. On error
- * nothing is appended (*n is unchanged). See docs/tokenizer.md. */
+ * TOK_SPM: text like "<s>" is encoded as plain text, never as a control id.
+ * TOK_BPE_BYTES: added/special-token text (e.g. "<|im_end|>") is matched first,
+ * longest first, and gives its id (as HF tokenizers' encode). On error nothing
+ * is appended (*n is unchanged). See docs/tokenizer.md. */
 hn_status tok_encode(const tok *t, const char *text, size_t len, bool add_bos,
                      int32_t **ids, size_t *n, size_t *cap, hn_err *err);
 
@@ -57,13 +59,27 @@ hn_status tok_encode_spans(const tok *t, const char *text, size_t len, bool add_
                            int32_t **ids, uint32_t **starts, size_t *n, size_t *cap,
                            hn_err *err);
 
+/* The general form: parse_special chooses whether added/special-token text is
+ * matched (true: HF default; false: plain text, as transformers'
+ * split_special_tokens=True / llama.cpp parse_special=false). starts may be NULL
+ * (no offsets). parse_special = true on a TOK_SPM tokenizer is HN_EUNSUPPORTED. */
+hn_status tok_encode_ex(const tok *t, const char *text, size_t len, bool add_bos,
+                        bool parse_special, int32_t **ids, uint32_t **starts, size_t *n,
+                        size_t *cap, hn_err *err);
+
 /* Appends the bytes of one token as it continues after token `prev` (prev = -1
  * at the start) to out: byte tokens become their byte, "▁" becomes a space, the
  * leading space of the first piece after BOS is dropped (as SentencePiece does),
  * control tokens produce nothing. Concatenating the pieces of a sequence gives
  * tok_decode's result, so streaming output is exact. */
 void tok_decode_piece(const tok *t, int prev, int id, hn_buf *out);
-/* Decodes a whole sequence (skipping control tokens). */
+/* Decodes a whole sequence (skipping control tokens). TOK_BPE_BYTES: pieces are
+ * mapped back through the GPT-2 byte map to their exact bytes (a piece may end
+ * inside a UTF-8 character; the bytes are emitted as they are); prev is unused. */
 void tok_decode(const tok *t, const int32_t *ids, size_t n, hn_buf *out);
+/* As tok_decode_piece / tok_decode; skip_special = false also writes control
+ * and unknown tokens as their text (HF decode(skip_special_tokens=False)). */
+void tok_decode_piece_ex(const tok *t, int prev, int id, bool skip_special, hn_buf *out);
+void tok_decode_ex(const tok *t, const int32_t *ids, size_t n, bool skip_special, hn_buf *out);
 
 #endif

@@ -1,7 +1,9 @@
-/* tok_hf.c — loads a Hugging Face tokenizer.json of the SentencePiece kind
- * (Llama-2 "legacy" form: normalizer Sequence[Prepend "▁", Replace " "->"▁"], or
- * the newer Metaspace pre-tokenizer form) with a BPE model (vocab, merges,
- * byte_fallback) into a tok. The file is hostile: every field is type-checked,
+/* tok_hf.c — loads a Hugging Face tokenizer.json with a BPE model (vocab,
+ * merges, byte_fallback) into a tok: the SentencePiece kind (Llama-2 "legacy"
+ * form: normalizer Sequence[Prepend "▁", Replace " "->"▁"], or the newer
+ * Metaspace pre-tokenizer form) or the byte-level kind (pre_tokenizer ByteLevel,
+ * or Sequence of Split/Digits pre-tokenizers ending in ByteLevel; GPT-2, Llama 3,
+ * Qwen, SmolLM). The file is hostile: every field is type-checked,
  * ids must be dense and unique, merges must name known pieces; errors name the
  * file and the field. BOS/EOS/PAD come from a sibling tokenizer_config.json or
  * special_tokens_map.json, else from added tokens "<s>" / "</s>". */
@@ -53,10 +55,10 @@ static hn_status check_model(hf_ctx *c, const json_t *root, const json_t *model)
     if (type && !str_is(type, "BPE"))
         return hn_errf(c->err, HN_EUNSUPPORTED, "%s: model.type %s is not supported (only BPE)",
                        c->path, json_is_string(type) ? json_string_value(type) : "(not a string)");
-    if (has_byte_level(json_object_get(root, "pre_tokenizer")))
-        return hn_errf(c->err, HN_EUNSUPPORTED,
-                       "%s: byte-level BPE (GPT-2 style ByteLevel pre_tokenizer) is not supported yet",
-                       c->path);
+    if (has_byte_level(json_object_get(root, "pre_tokenizer")) &&
+        json_is_true(json_object_get(model, "byte_fallback")))
+        return hn_errf(c->err, HN_EUNSUPPORTED, "%s: model.byte_fallback with a ByteLevel "
+                       "pre_tokenizer is not supported", c->path);
     const json_t *d = json_object_get(model, "dropout");
     if (json_is_number(d) && json_number_value(d) != 0)
         return hn_errf(c->err, HN_EUNSUPPORTED, "%s: model.dropout is not supported", c->path);
@@ -115,6 +117,103 @@ static hn_status read_normalisation(hf_ctx *c, const json_t *root, tok_prefix *p
                    "%s: normalizer/pre_tokenizer not supported: expected normalizer "
                    "Sequence[Prepend \"\xE2\x96\x81\", Replace \" \"] or pre_tokenizer Metaspace "
                    "(split false)", c->path);
+}
+
+/* ---- byte-level pre-tokenizers ---- */
+
+static const char *type_of(const json_t *j) {
+    const char *s = json_string_value(json_object_get(j, "type"));
+    return s ? s : "(no type)";
+}
+
+static hn_status add_re(hf_ctx *c, tok *t, const char *pat, size_t len, bool literal, bool bl,
+                        const char *field) {
+    hn_status st = tok_bpe_add_regex(t, pat, len, literal, bl, c->err);
+    return st ? hn_err_prefix(c->err, "%s: %s", c->path, field) : HN_OK;
+}
+
+/* Split {pattern: {Regex|String}, behavior: "Isolated", invert: false}. */
+static hn_status split_item(hf_ctx *c, tok *t, const json_t *p, const char *field) {
+    const json_t *pat = json_object_get(p, "pattern");
+    const json_t *re = json_object_get(pat, "Regex"), *str = json_object_get(pat, "String");
+    if (!json_is_string(re) && !json_is_string(str))
+        return hn_errf(c->err, HN_EFORMAT, "%s: %s.pattern: expected {\"Regex\": ...} or "
+                       "{\"String\": ...}", c->path, field);
+    if (!str_is(json_object_get(p, "behavior"), "Isolated") || json_is_true(json_object_get(p, "invert")))
+        return hn_errf(c->err, HN_EUNSUPPORTED, "%s: %s: only behavior \"Isolated\" without "
+                       "invert is supported", c->path, field);
+    const json_t *s = re ? re : str;
+    return add_re(c, t, json_string_value(s), json_string_length(s), !re, false, field);
+}
+
+static hn_status bl_item(hf_ctx *c, tok *t, const json_t *p, const char *field) {
+    const json_t *aps = json_object_get(p, "add_prefix_space"), *ur = json_object_get(p, "use_regex");
+    t->bl_prefix_space = !aps || json_is_true(aps); /* HF's defaults: true, true */
+    if (ur && !json_is_boolean(ur))
+        return hn_errf(c->err, HN_EFORMAT, "%s: %s.use_regex is not a boolean", c->path, field);
+    if (ur && json_is_false(ur)) return HN_OK;
+    return add_re(c, t, TOK_RE_GPT2, strlen(TOK_RE_GPT2), false, true, field);
+}
+
+static hn_status seq_item(hf_ctx *c, tok *t, const json_t *p, bool last, const char *field) {
+    const char *ty = type_of(p);
+    if (strcmp(ty, "ByteLevel") == 0 && last) return bl_item(c, t, p, field);
+    if (strcmp(ty, "Split") == 0 && !last) return split_item(c, t, p, field);
+    if (strcmp(ty, "Digits") == 0 && !last) {
+        const char *re = json_is_true(json_object_get(p, "individual_digits")) ? "\\p{N}" : "\\p{N}+";
+        return add_re(c, t, re, strlen(re), false, false, field);
+    }
+    return hn_errf(c->err, HN_EUNSUPPORTED, "%s: %s: type %.64s is not supported here (byte-level "
+                   "BPE takes Split/Digits pre-tokenizers followed by one ByteLevel)", c->path,
+                   field, ty);
+}
+
+static hn_status read_pre_bytes(hf_ctx *c, const json_t *pt, tok *t) {
+    if (str_is(json_object_get(pt, "type"), "ByteLevel")) return bl_item(c, t, pt, "pre_tokenizer");
+    const json_t *list = json_object_get(pt, "pretokenizers");
+    if (!str_is(json_object_get(pt, "type"), "Sequence") || !json_is_array(list))
+        return hn_errf(c->err, HN_EUNSUPPORTED, "%s: pre_tokenizer: type %.64s is not supported "
+                       "with ByteLevel", c->path, type_of(pt));
+    size_t i, n = json_array_size(list);
+    json_t *p;
+    json_array_foreach(list, i, p) {
+        char field[64];
+        snprintf(field, sizeof field, "pre_tokenizer.pretokenizers[%zu]", i);
+        hn_status st = seq_item(c, t, p, i + 1 == n, field);
+        if (st) return st;
+    }
+    return HN_OK;
+}
+
+/* The normalizer (none or NFC, which is not applied: see docs), the decoder
+ * (none or ByteLevel) and the pre-tokenizer chain. */
+static hn_status read_byte_level(hf_ctx *c, const json_t *root, tok *t) {
+    const json_t *norm = json_object_get(root, "normalizer"), *dec = json_object_get(root, "decoder");
+    if (norm && !json_is_null(norm) && !str_is(json_object_get(norm, "type"), "NFC"))
+        return hn_errf(c->err, HN_EUNSUPPORTED, "%s: normalizer: type %.64s is not supported with "
+                       "byte-level BPE (only none or NFC)", c->path, type_of(norm));
+    if (dec && !json_is_null(dec) && !str_is(json_object_get(dec, "type"), "ByteLevel"))
+        return hn_errf(c->err, HN_EUNSUPPORTED, "%s: decoder: type %.64s is not supported with "
+                       "byte-level BPE (only ByteLevel)", c->path, type_of(dec));
+    return read_pre_bytes(c, json_object_get(root, "pre_tokenizer"), t);
+}
+
+/* Id of the special token a TemplateProcessing post-processor puts first in
+ * "single" (Llama 3's <|begin_of_text|>), or -1. */
+static int template_bos(const json_t *pp, const tok *t) {
+    if (str_is(json_object_get(pp, "type"), "Sequence")) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(pp, "processors"), i, p) {
+            int id = template_bos(p, t);
+            if (id >= 0) return id;
+        }
+        return -1;
+    }
+    if (!str_is(json_object_get(pp, "type"), "TemplateProcessing")) return -1;
+    const json_t *first = json_array_get(json_object_get(pp, "single"), 0);
+    const json_t *id = json_object_get(json_object_get(first, "SpecialToken"), "id");
+    return json_is_string(id) ? tok_lookup(t, json_string_value(id), json_string_length(id)) : -1;
 }
 
 /* ---- vocabulary ---- */
@@ -330,9 +429,9 @@ static hn_status read_sibling(const char *path, const char *name, tok *t, bool *
     return st;
 }
 
-static hn_status read_specials(const char *path, tok *t, hn_err *err) {
+static hn_status read_specials(const char *path, tok *t, bool add_bos_default, hn_err *err) {
     bool add_bos_set = false;
-    t->add_bos = true;
+    t->add_bos = add_bos_default;
     hn_status st = read_sibling(path, "tokenizer_config.json", t, &add_bos_set, err);
     if (!st) st = read_sibling(path, "special_tokens_map.json", t, &add_bos_set, err);
     if (st) return st;
@@ -362,6 +461,21 @@ static hn_status read_model_flags(hf_ctx *c, const json_t *model, tok *t) {
     return HN_OK;
 }
 
+/* Byte-level: types (no <0xXX> byte tokens), regexes, merges, byte pieces,
+ * specials (add BOS only when a TemplateProcessing post-processor does). */
+static hn_status finish_bytes(hf_ctx *c, const json_t *root, const json_t *model, tok *t) {
+    t->kind = TOK_BPE_BYTES;
+    for (int i = 0; i < t->n; i++)
+        if (t->type[i] == TOK_T_BYTE) t->type[i] = TOK_T_NORMAL;
+    hn_status st = read_byte_level(c, root, t);
+    if (!st) st = read_merges(c, model, t);
+    if (!st && tok_bpe_finish(t, c->err)) st = hn_err_prefix(c->err, "%s: model.vocab", c->path);
+    int tb = st ? -1 : template_bos(json_object_get(root, "post_processor"), t);
+    if (!st) st = read_specials(c->path, t, tb >= 0, c->err);
+    if (!st && t->bos < 0 && tb >= 0) t->bos = tb;
+    return st;
+}
+
 static hn_status build(hf_ctx *c, const json_t *root, tok **out) {
     if (!json_is_object(root))
         return hn_errf(c->err, HN_EFORMAT, "%s: top level is not a JSON object", c->path);
@@ -374,8 +488,9 @@ static hn_status build(hf_ctx *c, const json_t *root, tok **out) {
         return hn_errf(c->err, HN_EFORMAT, "%s: missing model.vocab object", c->path);
     hn_status st = check_model(c, root, model);
     if (st) return st;
+    bool bytes = has_byte_level(json_object_get(root, "pre_tokenizer"));
     tok_prefix prefix = TOK_PREFIX_NONE;
-    st = read_normalisation(c, root, &prefix);
+    if (!bytes) st = read_normalisation(c, root, &prefix);
     if (!st) st = build_vocab(c, out);
     if (st) return st;
     (*out)->prefix = prefix;
@@ -385,8 +500,9 @@ static hn_status build(hf_ctx *c, const json_t *root, tok **out) {
         st = hn_errf(c->err, HN_EFORMAT, "%s: added_tokens: piece \"%.100s\" appears twice", c->path,
                      tok_piece(*out, dup));
     if (!st) st = read_model_flags(c, model, *out);
+    if (!st && bytes) return finish_bytes(c, root, model, *out);
     if (!st) st = read_merges(c, model, *out);
-    if (!st) st = read_specials(c->path, *out, c->err);
+    if (!st) st = read_specials(c->path, *out, true, c->err);
     return st;
 }
 

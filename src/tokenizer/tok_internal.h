@@ -1,7 +1,8 @@
 /* tok_internal.h — the tokenizer object shared by the tokenizer sources (not a
  * public header): vocabulary storage, the piece->id hash map, the merge-pair map
- * used by Hugging Face BPE files, and the builder helpers the two loaders
- * (tok_gguf.c, tok_hf.c) use to fill a tok. */
+ * used by Hugging Face BPE files, the byte-level BPE state (pre-tokenizer
+ * regexes, byte->piece ids, added tokens) and the builder helpers the two
+ * loaders (tok_gguf.c, tok_hf.c) use to fill a tok. */
 #ifndef HN_TOK_INTERNAL_H
 #define HN_TOK_INTERNAL_H
 
@@ -34,6 +35,24 @@ typedef struct tok_merge_map {
     uint32_t mask;
 } tok_merge_map;
 
+/* Pre-tokenizer regexes (Hugging Face / llama.cpp spellings). */
+#define TOK_RE_GPT2 \
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define TOK_RE_QWEN2                                                                      \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define TOK_RE_LLAMA3                                                                     \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define TOK_MAX_RE 4
+
+/* Output of an encode call: ids (and optionally starts) appended to caller arrays. */
+typedef struct tok_out {
+    int32_t **ids;
+    uint32_t **starts; /* NULL when spans are not wanted */
+    size_t *n, *cap;
+} tok_out;
+
 struct tok {
     tok_kind kind;
     int n;               /* vocabulary size */
@@ -51,6 +70,14 @@ struct tok {
     int32_t byte_id[256]; /* id of "<0xXX>" or -1 */
     tok_map map;
     tok_merge_map merges;
+    /* TOK_BPE_BYTES only */
+    void *re[TOK_MAX_RE]; /* pcre2_code *: Split pre-tokenizers, applied in order */
+    int n_re;
+    void *bl_re;          /* pcre2_code *: ByteLevel's own GPT-2 regex (use_regex), or NULL */
+    bool bl_prefix_space; /* ByteLevel add_prefix_space */
+    int32_t bb_id[256];   /* id of the piece spelling byte b through the GPT-2 map */
+    int32_t *added;       /* ids matched in text when parsing specials, longest first */
+    int n_added;
 };
 
 /* Allocates a tok with room for n pieces totalling text_bytes bytes (without
@@ -65,6 +92,21 @@ hn_status tok_index(tok *t, int *dup, hn_err *err);
 int tok_lookup(const tok *t, const char *p, size_t len);
 /* Parses "<0xXX>" (upper- or lower-case hex); returns the byte or -1. */
 int tok_parse_byte_piece(const char *p, size_t len);
+
+/* Appends one id (and its start offset); false when out of memory. */
+bool tok_out_push(tok_out *o, int32_t id, uint32_t start);
+
+/* Byte-level BPE (tok_bpe.c). Compiles pattern[0..len) (UTF + UCP, literal if
+ * asked) into t->re[] (bl = false) or t->bl_re (bl = true). */
+hn_status tok_bpe_add_regex(tok *t, const char *pattern, size_t len, bool literal, bool bl,
+                            hn_err *err);
+/* After the vocabulary, types and index are set: fills bb_id[] (every byte
+ * must have its piece) and the added-token list (control + user tokens). */
+hn_status tok_bpe_finish(tok *t, hn_err *err);
+void tok_bpe_free(tok *t);
+hn_status tok_bpe_encode(const tok *t, const char *text, size_t len, bool parse_special,
+                         tok_out *o, hn_err *err);
+void tok_bpe_decode_piece(const tok *t, int id, bool skip_special, hn_buf *out);
 
 hn_status tok_merge_map_init(tok_merge_map *m, size_t n, hn_err *err);
 void tok_merge_map_put(tok_merge_map *m, int32_t a, int32_t b, uint32_t rank, int32_t res);

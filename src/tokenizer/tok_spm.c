@@ -9,7 +9,8 @@
  *  - GGUF "llama" vocab (no merges): the adjacent pair whose concatenation is a
  *    piece with the highest score first, ties leftmost; leftover characters that
  *    are not pieces become byte tokens afterwards (llama.cpp llm_tokenizer_spm).
- * Special-token text such as "<s>" in the input is plain text. Each symbol keeps
+ * Special-token text such as "<s>" in the input is plain text. Byte-level BPE
+ * (TOK_BPE_BYTES) is dispatched to tok_bpe.c from encode(). Each symbol keeps
  * the normalised offset of the character it starts in, which maps back to the
  * original text for tok_encode_spans. */
 #include "tokenizer/tok_internal.h"
@@ -36,12 +37,6 @@ typedef struct heap {
     cand *v;
     size_t n, cap;
 } heap;
-
-typedef struct outv {
-    int32_t **ids;
-    uint32_t **starts; /* NULL when spans are not wanted */
-    size_t *n, *cap;
-} outv;
 
 typedef struct enc {
     const tok *t;
@@ -93,7 +88,7 @@ static cand heap_pop(heap *h) {
 
 /* ---- output ---- */
 
-static bool out_push(outv *o, int32_t id, uint32_t start) {
+bool tok_out_push(tok_out *o, int32_t id, uint32_t start) {
     if (*o->n == *o->cap) {
         size_t nc = *o->cap ? *o->cap * 2 : 64;
         int32_t *ni = realloc(*o->ids, nc * sizeof *ni);
@@ -284,20 +279,20 @@ oom:
 
 /* ---- emission ---- */
 
-static hn_status emit(enc *e, outv *o, hn_err *err) {
+static hn_status emit(enc *e, tok_out *o, hn_err *err) {
     const tok *t = e->t;
     for (int32_t i = e->nsy ? 0 : -1; i >= 0; i = e->sy[i].next) {
         const sym *s = &e->sy[i];
         uint32_t at = e->orig[s->span];
         if (s->id >= 0) {
-            if (!out_push(o, s->id, at)) goto oom;
+            if (!tok_out_push(o, s->id, at)) goto oom;
             continue;
         }
         for (uint32_t j = 0; j < s->len; j++) { /* byte fallback */
             int32_t id = t->byte_id[(unsigned char)e->s[s->start + j]];
             if (id < 0) id = t->unk;
             if (id < 0) return no_token(e, s->start, err);
-            if (!out_push(o, id, at)) goto oom;
+            if (!tok_out_push(o, id, at)) goto oom;
         }
     }
     return HN_OK;
@@ -305,11 +300,11 @@ oom:
     return hn_errf(err, HN_ENOMEM, "out of memory for token ids");
 }
 
-static hn_status encode_normalised(enc *e, outv *o, hn_err *err) {
+static hn_status encode_normalised(enc *e, tok_out *o, hn_err *err) {
     const tok *t = e->t;
     if (t->use_merges && t->ignore_merges) {
         int id = model_id(t, e->s, e->n);
-        if (id >= 0) return out_push(o, id, 0) ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory");
+        if (id >= 0) return tok_out_push(o, id, 0) ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory");
     }
     e->sy = malloc((e->n ? e->n : 1) * sizeof *e->sy);
     if (!e->sy) return hn_errf(err, HN_ENOMEM, "out of memory for %zu symbols", e->n);
@@ -321,39 +316,53 @@ static hn_status encode_normalised(enc *e, outv *o, hn_err *err) {
     return st;
 }
 
-static hn_status encode(const tok *t, const char *text, size_t len, bool add_bos, outv *o,
-                        hn_err *err) {
+static void enc_free(enc *e) {
+    free(e->s);
+    free(e->orig);
+    free(e->sy);
+    free(e->h.v);
+}
+
+static hn_status encode(const tok *t, const char *text, size_t len, bool add_bos,
+                        bool parse_special, tok_out *o, hn_err *err) {
     if (!t || (!text && len) || !o->ids || !o->n || !o->cap)
         return hn_errf(err, HN_EINVAL, "tok_encode: bad arguments");
-    if (t->kind != TOK_SPM)
-        return hn_errf(err, HN_EUNSUPPORTED, "tok_encode: tokenizer kind not supported");
+    if (t->kind == TOK_SPM && parse_special)
+        return hn_errf(err, HN_EUNSUPPORTED, "tok_encode: SentencePiece tokenizers do not "
+                       "parse special-token text");
     if (len > (INT32_MAX - 3) / 3)
         return hn_errf(err, HN_EINVAL, "tok_encode: text of %zu bytes is too long", len);
     size_t n0 = *o->n; /* on failure nothing is appended */
     enc e = {.t = t};
     hn_status st = HN_OK;
-    if (add_bos && t->bos >= 0 && !out_push(o, t->bos, 0))
+    if (add_bos && t->bos >= 0 && !tok_out_push(o, t->bos, 0))
         st = hn_errf(err, HN_ENOMEM, "out of memory for token ids");
-    if (st == HN_OK) st = normalise(&e, text, len, err);
+    if (st == HN_OK && t->kind == TOK_BPE_BYTES)
+        st = tok_bpe_encode(t, text, len, parse_special, o, err);
+    else if (st == HN_OK) st = normalise(&e, text, len, err);
     if (st == HN_OK && e.n) st = encode_normalised(&e, o, err);
     if (st != HN_OK) *o->n = n0;
-    free(e.s);
-    free(e.orig);
-    free(e.sy);
-    free(e.h.v);
+    enc_free(&e);
     return st;
 }
 
 hn_status tok_encode(const tok *t, const char *text, size_t len, bool add_bos,
                      int32_t **ids, size_t *n, size_t *cap, hn_err *err) {
-    outv o = {ids, NULL, n, cap};
-    return encode(t, text, len, add_bos, &o, err);
+    tok_out o = {ids, NULL, n, cap};
+    return encode(t, text, len, add_bos, t && t->kind == TOK_BPE_BYTES, &o, err);
 }
 
 hn_status tok_encode_spans(const tok *t, const char *text, size_t len, bool add_bos,
                            int32_t **ids, uint32_t **starts, size_t *n, size_t *cap,
                            hn_err *err) {
     if (!starts) return hn_errf(err, HN_EINVAL, "tok_encode_spans: starts is NULL");
-    outv o = {ids, starts, n, cap};
-    return encode(t, text, len, add_bos, &o, err);
+    tok_out o = {ids, starts, n, cap};
+    return encode(t, text, len, add_bos, t && t->kind == TOK_BPE_BYTES, &o, err);
+}
+
+hn_status tok_encode_ex(const tok *t, const char *text, size_t len, bool add_bos,
+                        bool parse_special, int32_t **ids, uint32_t **starts, size_t *n,
+                        size_t *cap, hn_err *err) {
+    tok_out o = {ids, starts, n, cap};
+    return encode(t, text, len, add_bos, parse_special, &o, err);
 }

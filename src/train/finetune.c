@@ -416,11 +416,18 @@ static hn_status train_step(trainer *t, ft_metrics *mt) {
 static hn_status train_loop(trainer *t, hn_err *err) {
     int eval_every = t->cfg.eval_every > 0 ? t->cfg.eval_every
                                            : (t->total_steps / 20 > 1 ? t->total_steps / 20 : 1);
+    /* what a stop-time checkpoint reports: the last step's metrics */
+    ft_metrics last = {.step = t->step, .total_steps = t->total_steps,
+                       .epoch = t->step / t->steps_per_epoch, .train_loss = NAN,
+                       .train_accuracy = NAN, .valid_loss = NAN,
+                       .valid_mean_token_accuracy = NAN, .full_valid_loss = NAN,
+                       .full_valid_mean_token_accuracy = NAN,
+                       .trained_tokens = t->trained_tokens};
     while (t->step < t->total_steps) {
         bool ckpt_on_stop = false;
         if (t->cb && t->cb->should_stop && t->cb->should_stop(t->cb->ctx, &ckpt_on_stop)) {
             if (ckpt_on_stop) {
-                hn_status s = checkpoint(t, t->step / t->steps_per_epoch, NULL, err);
+                hn_status s = checkpoint(t, t->step / t->steps_per_epoch, &last, err);
                 if (s != HN_OK) return s;
             }
             return hn_errf(err, HN_ECANCELLED, "stopped at step %d", t->step);
@@ -439,6 +446,7 @@ static hn_status train_loop(trainer *t, hn_err *err) {
         t->last_train_loss = mt.train_loss;
         csv_append(t, &mt);
         if (t->cb && t->cb->on_metrics) t->cb->on_metrics(t->cb->ctx, &mt);
+        last = mt;
         if (epoch_end) {
             hn_status s = checkpoint(t, mt.epoch, &mt, err);
             if (s != HN_OK) return s;

@@ -51,7 +51,8 @@ typedef struct ft_callbacks {
     /* level: "info" | "warn" | "error"; messages are OpenAI-style sentences. */
     void (*on_event)(void *ctx, const char *level, const char *msg);
     void (*on_metrics)(void *ctx, const ft_metrics *m);
-    /* A checkpoint directory was written (atomically) for step/epoch. */
+    /* A checkpoint directory was written (atomically) for step/epoch; m is
+     * never NULL (the last step's metrics for a checkpoint taken on stop). */
     void (*on_checkpoint)(void *ctx, int step, int epoch, const char *dir,
                           const ft_metrics *m);
     /* Polled between steps; true = stop now (cancel/pause); a checkpoint is

@@ -58,7 +58,9 @@ static void on_metrics(void *p, const ft_metrics *m) {
     if (!isnan(m->valid_loss)) hn_buf_printf(&msg, ", validation loss=%.2f", m->valid_loss);
     if (!isnan(m->full_valid_loss))
         hn_buf_printf(&msg, ", full validation loss=%.2f", m->full_valid_loss);
-    char *data = json_dumps(metrics_json(m, true), JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_t *mj = metrics_json(m, true);
+    char *data = json_dumps(mj, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(mj);
     store_event_add(c->st, c->job.id, "info", "metrics", msg.data, data, NULL);
     free(data);
     hn_buf_free(&msg);
@@ -79,7 +81,9 @@ static void on_checkpoint(void *p, int step, int epoch, const char *dir, const f
     snprintf(ck.job_id, sizeof ck.job_id, "%s", c->job.id);
     ck.step = step;
     snprintf(ck.model_name, sizeof ck.model_name, "%s:ckpt-step-%d", c->ft_name, step);
-    ck.metrics = json_dumps(metrics_json(m, false), JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_t *mj = metrics_json(m, false);
+    ck.metrics = json_dumps(mj, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(mj);
     snprintf(ck.dir, sizeof ck.dir, "%s", dir);
     if (store_ckpt_add(c->st, &ck, NULL) == HN_OK) {
         char msg[800];

@@ -131,4 +131,26 @@ describe('fine-tuning end to end', () => {
       await srv.stop();
     }
   });
+
+  test('pause a running job, then resume it: it finishes from the pause checkpoint', async () => {
+    const srv = await startServer({ data: tempDir('train-pause') });
+    const client = new OpenAI({ baseURL: srv.baseURL, apiKey: 'x', maxRetries: 0 });
+    try {
+      const train = await upload(client, 'train.jsonl');
+      const job = await client.fineTuning.jobs.create({ model: 'stories260K', training_file: train.id, hyperparameters: { n_epochs: 2 } });
+      await waitFor(client, job.id, ['running', 'succeeded', 'failed']);
+      await sleep(500);
+      const paused = await client.fineTuning.jobs.pause(job.id);
+      assert.ok(['paused', 'succeeded'].includes(paused.status), JSON.stringify(paused));
+      if (paused.status === 'paused') {
+        const ck = await client.fineTuning.jobs.checkpoints.list(job.id);
+        assert.ok(ck.data.length >= 1, 'a checkpoint is written on pause');
+        await client.fineTuning.jobs.resume(job.id);
+      }
+      const done = await waitFor(client, job.id, ['succeeded', 'failed', 'cancelled']);
+      assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
+    } finally {
+      await srv.stop();
+    }
+  });
 });
