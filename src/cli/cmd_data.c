@@ -3,10 +3,13 @@
  * validation and job creation, renders every example with the model's
  * tokenizer and chat template, and prints the pre-flight report (human text,
  * or JSON with --json). --show-mask N prints the example on line N with its
- * trained tokens marked. Exit: 0 valid, 1 problems found, 2 could not check. */
+ * trained tokens marked. The plan ends with the time and memory estimate for
+ * this machine (train/estimate.h: a short benchmark of the training step,
+ * cached). Exit: 0 valid, 1 problems found, 2 could not check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chat/check.h"
@@ -14,6 +17,7 @@
 #include "chat/template.h"
 #include "cli/cli.h"
 #include "model/model.h"
+#include "train/estimate.h"
 
 static const char *usage =
     "usage: hone data check FILE [options]\n"
@@ -22,21 +26,27 @@ static const char *usage =
     "report: format problems, token statistics, truncation, duplicates and the\n"
     "training plan with \"auto\" hyperparameters resolved.\n"
     "\n"
-    "  --model M              GGUF file or HF directory whose tokenizer and chat\n"
-    "                         template are used (default: $HONE_MODEL or stories260K)\n"
+    "  --model M              GGUF file, HF directory or model name (stories260K)\n"
+    "                         whose tokenizer, chat template and training step are\n"
+    "                         used (default: $HONE_MODEL or stories260K)\n"
     "  --valid FILE           also check a validation file and its overlap with FILE\n"
     "  --json                 machine-readable report on stdout\n"
     "  --show-mask N          print the example on line N with trained tokens marked\n"
     "  --max-seq-len N        truncation length (default: the model's context)\n"
     "  --n-epochs N, --batch-size N, --learning-rate-multiplier X\n"
     "                         plan with these instead of \"auto\"\n"
+    "  --lora-rank N          LoRA rank of the estimate (default 8)\n"
+    "  --no-estimate          skip the time/memory estimate (no model weights loaded)\n"
+    "  --remeasure            re-run the estimate's benchmark even if it is cached\n"
     "\n"
     "Exit status: 0 valid, 1 problems found, 2 usage error or unreadable input.\n";
 
 typedef struct data_args {
     const char *file, *model, *valid;
-    bool json;
+    bool json, no_estimate, remeasure;
     long show_mask; /* line number, 0 = none */
+    int lora_rank;  /* 0 = default */
+    char model_path[4096];
     chat_check_opts opts;
     bool has_max_seq;
 } data_args;
@@ -60,6 +70,13 @@ static int parse_args(int argc, char **argv, data_args *a) {
         if (cli_opt(argc, argv, &i, "--valid", &a->valid, &bad)) continue;
         if (cli_flag(argv, i, "--json")) {
             a->json = true;
+        } else if (cli_flag(argv, i, "--no-estimate")) {
+            a->no_estimate = true;
+        } else if (cli_flag(argv, i, "--remeasure")) {
+            a->remeasure = true;
+        } else if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) {
+            if (!bad && !(bad = !parse_long(v, 1, &n) || n > 1024)) a->lora_rank = (int)n;
+            else fprintf(stderr, "hone data check: --lora-rank needs 1..1024\n");
         } else if (cli_opt(argc, argv, &i, "--show-mask", &v, &bad)) {
             if (!bad && !(bad = !parse_long(v, 1, &a->show_mask)))
                 continue;
@@ -91,6 +108,8 @@ static int parse_args(int argc, char **argv, data_args *a) {
     if (!bad && !a->file) fprintf(stderr, "hone data check: FILE is required\n"), bad = true;
     if (bad) fprintf(stderr, "\n%s", usage);
     if (!a->model) a->model = cli_default_model();
+    if (!bad && !cli_resolve_model(a->model, a->model_path, sizeof a->model_path)) return 2;
+    a->model = a->model_path;
     return bad ? 2 : 0;
 }
 
@@ -157,11 +176,108 @@ static void print_plan(const chat_plan *p) {
     printf("  %-26s %lld\n", "steps", p->steps);
     printf("  %-26s %lld (tokens x epochs; %lld in the loss mask)\n", "trained_tokens",
            p->trained_tokens, p->target_tokens);
-    printf("  %-26s %s\n", "time / memory estimate", "(not implemented yet)");
+}
+
+/* ---- time and memory estimate ---------------------------------------------- */
+
+/* The outcome of the estimate step: ran (est valid), skipped, or failed. */
+typedef struct estimate_result {
+    bool ran, skipped;
+    char error[1024];
+    ft_estimate est;
+} estimate_result;
+
+static void fmt_seconds(double s, char *out, size_t cap) {
+    if (s < 60) snprintf(out, cap, "%.1f s", s);
+    else if (s < 3600) snprintf(out, cap, "%dm %02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(out, cap, "%dh %02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+static void fmt_bytes(double b, char *out, size_t cap) {
+    if (b < 1e6) snprintf(out, cap, "%.0f kB", b / 1e3);
+    else if (b < 1e9) snprintf(out, cap, "%.1f MB", b / 1e6);
+    else snprintf(out, cap, "%.2f GB", b / 1e9);
+}
+
+static void print_method(const ft_estimate *e, const ft_estimate_method *m) {
+    char t[32] = "-", step[32] = "-", mem[32];
+    if (m->measured) {
+        fmt_seconds(m->total_seconds, t, sizeof t);
+        snprintf(step, sizeof step, "%.1f ms", m->step_seconds * 1e3);
+    }
+    fmt_bytes((double)m->mem.total, mem, sizeof mem);
+    printf("  %-6s %12s %12s %12s%s\n", m->method == FT_LORA ? "lora" : "full", t, step, mem,
+           e->auto_method == m->method ? "   <- auto" : "");
+}
+
+static void print_breakdown(const ft_estimate_method *m) {
+    char w[32], tr[32], g[32], ad[32], ac[32], rt[32];
+    fmt_bytes((double)m->mem.weights, w, sizeof w);
+    fmt_bytes((double)m->mem.trainable, tr, sizeof tr);
+    fmt_bytes((double)m->mem.grads, g, sizeof g);
+    fmt_bytes((double)m->mem.adam, ad, sizeof ad);
+    fmt_bytes((double)m->mem.activations, ac, sizeof ac);
+    fmt_bytes((double)m->mem.runtime, rt, sizeof rt);
+    printf("  %s memory: weights %s%s%s, gradients %s, AdamW moments %s, activations %s, "
+           "process+tokenizer+data %s\n", m->method == FT_LORA ? "lora" : "full", w,
+           m->method == FT_LORA ? ", adapter " : "", m->method == FT_LORA ? tr : "", g, ad, ac, rt);
+    if (m->note[0]) printf("  %s: %s\n", m->method == FT_LORA ? "lora" : "full", m->note);
+}
+
+static void print_estimate(const estimate_result *r) {
+    printf("\n== time and memory estimate for this machine\n");
+    if (r->skipped) {
+        printf("  (skipped)\n");
+        return;
+    }
+    if (!r->ran) {
+        printf("  not available: %s\n", r->error);
+        return;
+    }
+    const ft_estimate *e = &r->est;
+    const ft_estimate_method *src = e->lora.measured ? &e->lora : &e->full;
+    printf("  measured: %d timed training steps of %d x %d tokens per method, %d threads%s\n",
+           src->bench_steps, e->in.batch_size, e->in.train_len, e->threads,
+           src->cached ? " (cached)" : "");
+    printf("\n  %-6s %12s %12s %12s\n", "method", "wall time", "per step", "peak memory");
+    print_method(e, &e->lora);
+    print_method(e, &e->full);
+    printf("\n");
+    print_breakdown(&e->lora);
+    print_breakdown(&e->full);
+}
+
+static void run_estimate(const data_args *a, const chat_check_report *rep, double data_seconds,
+                         estimate_result *r) {
+    memset(r, 0, sizeof *r);
+    ft_estimate_in in;
+    if (a->no_estimate) {
+        r->skipped = true;
+        return;
+    }
+    if (!ft_estimate_in_from_check(rep, &in)) {
+        snprintf(r->error, sizeof r->error, "no training example to estimate");
+        return;
+    }
+    in.lora_rank = a->lora_rank;
+    in.data_seconds = data_seconds;
+    in.no_cache = a->remeasure;
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "measuring the training step of %s...\r", a->model);
+    hn_err err = {0};
+    if (ft_estimate_run(a->model, &in, &r->est, &err) == HN_OK) r->ran = true;
+    else snprintf(r->error, sizeof r->error, "%s", err.msg);
+    if (isatty(STDERR_FILENO)) fprintf(stderr, "\033[K");
+}
+
+static json_t *estimate_json(const estimate_result *r) {
+    if (r->ran) return ft_estimate_json(&r->est);
+    return json_pack("{s:n,s:n,s:s}", "seconds", "memory_bytes", "note",
+                     r->skipped ? "skipped (--no-estimate)" : r->error);
 }
 
 static void print_report(const data_args *a, const chat_check_report *rep,
-                         const chat_dataset *train, const chat_dataset *valid) {
+                         const chat_dataset *train, const chat_dataset *valid,
+                         const estimate_result *est) {
     printf("hone data check: model %s, template %s, max %zu tokens per example\n", a->model,
            rep->template_name, rep->max_seq_len);
     print_split("training file", train, &rep->train, rep->max_seq_len);
@@ -171,6 +287,7 @@ static void print_report(const data_args *a, const chat_check_report *rep,
         print_lines("validation examples also in the training file", &rep->overlap);
     }
     print_plan(&rep->plan);
+    print_estimate(est);
     bool ok = chat_check_ok(rep, train, valid);
     printf("\n%s\n", ok ? "result: ok" : "result: problems found (see above)");
 }
@@ -224,6 +341,42 @@ static int load_file(const char *path, int min_examples, chat_dataset *ds) {
     return 0;
 }
 
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The report (and estimate) of loaded files, printed; returns the exit code. */
+static int report(const data_args *a, const chat_template *t, const tok *tk,
+                  const chat_dataset *train, const chat_dataset *valid, const chat_check_opts *o) {
+    chat_check_report rep;
+    hn_err err = {0};
+    double t0 = now();
+    if (chat_check_run(t, tk, train, valid, o, &rep, &err) != HN_OK) {
+        fprintf(stderr, "hone data check: %s\n", err.msg);
+        return 2;
+    }
+    estimate_result *est = malloc(sizeof *est);
+    if (!est) {
+        fprintf(stderr, "hone data check: out of memory\n");
+        return 2;
+    }
+    run_estimate(a, &rep, now() - t0, est);
+    if (a->json) {
+        json_t *j = chat_check_report_json(&rep, train, valid);
+        json_t *plan = json_object_get(j, "plan");
+        if (plan) json_object_set_new(plan, "estimate", estimate_json(est));
+        if (j) json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("\n");
+        json_decref(j);
+    } else {
+        print_report(a, &rep, train, valid, est);
+    }
+    free(est);
+    return chat_check_ok(&rep, train, valid) ? 0 : 1;
+}
+
 static int run_check(const data_args *a, const chat_template *t, const tok *tk, int ctx) {
     chat_dataset train, valid;
     int rc = load_file(a->file, 10, &train);
@@ -237,20 +390,7 @@ static int run_check(const data_args *a, const chat_template *t, const tok *tk, 
     if (a->show_mask) {
         rc = show_mask(a, t, tk, &train, o.max_seq_len);
     } else {
-        chat_check_report rep;
-        hn_err err = {0};
-        if (chat_check_run(t, tk, &train, a->valid ? &valid : NULL, &o, &rep, &err) != HN_OK) {
-            fprintf(stderr, "hone data check: %s\n", err.msg);
-            rc = 2;
-        } else if (a->json) {
-            json_t *j = chat_check_report_json(&rep, &train, a->valid ? &valid : NULL);
-            if (j) json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-            printf("\n");
-            json_decref(j);
-        } else {
-            print_report(a, &rep, &train, a->valid ? &valid : NULL);
-        }
-        if (!rc) rc = chat_check_ok(&rep, &train, a->valid ? &valid : NULL) ? 0 : 1;
+        rc = report(a, t, tk, &train, a->valid ? &valid : NULL, &o);
     }
     chat_dataset_free(&train);
     if (a->valid) chat_dataset_free(&valid);

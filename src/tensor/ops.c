@@ -106,6 +106,7 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                 }
                 const float *ks_ = k + (size_t)s * ks + (size_t)kh * hd;
                 float d = 0;
+                #pragma omp simd reduction(+ : d)
                 for (int i = 0; i < hd; i++) d += qt[i] * ks_[i];
                 a[s] = d * scale;
                 if (a[s] > mx) mx = a[s];
@@ -153,6 +154,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     if (a[s] == 0.0f) continue;
                     const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
                     float dp = 0;
+                    #pragma omp simd reduction(+ : dp)
                     for (int i = 0; i < hd; i++) dp += dot_[i] * vs[i];
                     sum_pdp += a[s] * dp;
                 }
@@ -164,6 +166,7 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     float *dvs = dv + (size_t)s * ks + (size_t)kh * hd;
                     float *dks = dk + (size_t)s * ks + (size_t)kh * hd;
                     float dp = 0;
+                    #pragma omp simd reduction(+ : dp)
                     for (int i = 0; i < hd; i++) {
                         dp += dot_[i] * vs[i];
                         dvs[i] += p * dot_[i];

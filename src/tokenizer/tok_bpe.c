@@ -101,8 +101,8 @@ hn_status tok_bpe_finish(tok *t, hn_err *err) {
         size_t k = spell_byte(b, p);
         int id = tok_lookup(t, p, k);
         if (id < 0 || !t->in_model[id])
-            return hn_errf(err, HN_EFORMAT, "the vocabulary lacks the byte-level piece \"%.*s\" "
-                           "for byte 0x%02X", (int)k, p, b);
+            return hn_errf(err, HN_EUNSUPPORTED, "byte-level BPE whose vocabulary lacks the "
+                           "piece \"%.*s\" for byte 0x%02X is not supported", (int)k, p, b);
         t->bb_id[b] = id;
     }
     return collect_added(t, err);
