@@ -92,7 +92,9 @@ static json_t *plan_json(const chat_plan *p) {
     json_t *est = json_object();
     put(est, "seconds", json_null());
     put(est, "memory_bytes", json_null());
-    put(est, "note", json_string("time and memory estimates are not implemented yet"));
+    /* filled by `hone data check` (train/estimate.h: it loads and benchmarks
+     * the model, which file validation does not do) */
+    put(est, "note", json_string("not estimated here; `hone data check` measures time and memory"));
     put(o, "estimate", est);
     return o;
 }

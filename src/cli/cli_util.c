@@ -1,5 +1,6 @@
 /* cli_util.c — option parsing helpers shared by the subcommands, the default
  * model and the resolution of a bare model name to a path. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +98,11 @@ bool cli_resolve_model(const char *name_or_path, char *out, size_t cap) {
     const char *shared = getenv("HONE_SHARED");
     char models[4096];
     snprintf(models, sizeof models, "%s/models", shared && *shared ? shared : HONE_DEFAULT_SHARED);
-    if (search_env_dirs(&ms, name_or_path, out, cap) || find_in(&ms, models, name_or_path, out, cap))
+    if (search_env_dirs(&ms, name_or_path, out, cap) || find_in(&ms, models, name_or_path, out, cap)) {
+        char real[PATH_MAX]; /* "/a/b/../shared/x" -> "/a/shared/x" in reports */
+        if (realpath(out, real) && strlen(real) < cap) memcpy(out, real, strlen(real) + 1);
         return true;
+    }
     fprintf(stderr, "hone: model '%s' not found: it is not a file or directory here, and none of\n"
                     "these exist ($HONE_MODELS, then $HONE_SHARED/models):\n", name_or_path);
     for (int i = 0; i < ms.n_tried; i++) fprintf(stderr, "  %s\n", ms.tried[i]);

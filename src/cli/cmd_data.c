@@ -235,10 +235,9 @@ static void print_estimate(const estimate_result *r) {
         return;
     }
     const ft_estimate *e = &r->est;
-    const ft_estimate_method *src = e->lora.measured ? &e->lora : &e->full;
-    printf("  measured: %d timed training steps of %d x %d tokens per method, %d threads%s\n",
-           src->bench_steps, e->in.batch_size, e->in.train_len, e->threads,
-           src->cached ? " (cached)" : "");
+    printf("  training step measured at %d x %d tokens (lora %d, full %d timed steps), "
+           "%d threads%s\n", e->in.batch_size, e->in.train_len, e->lora.bench_steps,
+           e->full.bench_steps, e->threads, e->lora.cached ? " (cached)" : "");
     printf("\n  %-6s %12s %12s %12s\n", "method", "wall time", "per step", "peak memory");
     print_method(e, &e->lora);
     print_method(e, &e->full);

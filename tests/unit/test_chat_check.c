@@ -1,7 +1,8 @@
 /* test_chat_check.c — the data check report: "auto" hyperparameter rules,
  * distributions, truncation/drop/duplicate/overlap lists, the JSON report,
- * the --show-mask markup, and `hone data check` end to end (exit codes, JSON)
- * when the hone binary has the data command. */
+ * the --show-mask markup, and `hone data check` end to end (exit codes, JSON,
+ * the time/memory estimate and its cache in a private XDG_CACHE_HOME, model
+ * names) when the hone binary has the data command. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -132,6 +133,43 @@ static int run_cli(const char *args, const char *out_path) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* --json: plan.estimate for both methods; model names resolve. */
+static void test_cli_estimate_json(const char *out) {
+    char args[2048];
+    size_t len;
+    snprintf(args, sizeof args, "'%s' --model stories260K --json", test_shared("data/animal/train.jsonl"));
+    CHECK(run_cli(args, out) == 0, "--model stories260K: exit 0");
+    char *txt = test_read(out, &len);
+    json_t *j = json_loadb(txt, len, 0, NULL);
+    json_t *est = json_object_get(json_object_get(j, "plan"), "estimate");
+    json_t *full = json_object_get(est, "full"), *lora = json_object_get(est, "lora");
+    CHECK(json_is_string(json_object_get(est, "auto_method")) &&
+              !strcmp(json_string_value(json_object_get(est, "auto_method")), "full"), "%s", txt);
+    CHECK(json_real_value(json_object_get(full, "seconds")) > 0 &&
+              json_real_value(json_object_get(lora, "seconds")) > 0 &&
+              json_integer_value(json_object_get(full, "memory_bytes")) >
+                  json_integer_value(json_object_get(json_object_get(full, "memory"), "weights")),
+          "estimate numbers: %s", txt);
+    CHECK(json_integer_value(json_object_get(json_object_get(est, "shape"), "steps")) == 600, "steps");
+    json_decref(j);
+    free(txt);
+    snprintf(args, sizeof args, "'%s' --json --no-estimate", test_shared("data/animal/train.jsonl"));
+    CHECK(run_cli(args, out) == 0, "--no-estimate");
+    txt = test_read(out, &len);
+    j = json_loadb(txt, len, 0, NULL);
+    est = json_object_get(json_object_get(j, "plan"), "estimate");
+    CHECK(json_is_null(json_object_get(est, "seconds")) && json_is_string(json_object_get(est, "note")),
+          "skipped estimate: %s", txt);
+    json_decref(j);
+    free(txt);
+    snprintf(args, sizeof args, "'%s' --model no-such-model", test_shared("data/animal/train.jsonl"));
+    CHECK(run_cli(args, out) == 2, "unknown model name: exit 2");
+    txt = test_read(out, &len);
+    CHECK(strstr(txt, "model 'no-such-model' not found") && strstr(txt, "models/no-such-model.gguf"),
+          "%s", txt);
+    free(txt);
+}
+
 static void test_cli(void) {
     char out[600], cmd[2048];
     snprintf(out, sizeof out, "%s/cli.out", test_tmpdir());
@@ -150,7 +188,14 @@ static void test_cli(void) {
     size_t len;
     char *txt = test_read(out, &len);
     CHECK(strstr(txt, "result: ok") && strstr(txt, "n_epochs                   3 (auto)"), "%s", txt);
+    CHECK(strstr(txt, "== time and memory estimate for this machine") &&
+              strstr(txt, "<- auto") && strstr(txt, "full memory: weights 1.2 MB"), "%s", txt);
     free(txt);
+    CHECK(run_cli(args, out) == 0, "animal again: exit 0");
+    txt = test_read(out, &len);
+    CHECK(strstr(txt, "threads (cached)"), "second estimate comes from the cache: %s", txt);
+    free(txt);
+    test_cli_estimate_json(out);
     snprintf(args, sizeof args, "'%s' --json", test_shared("data/animal/train.jsonl"));
     CHECK(run_cli(args, out) == 0, "json: exit 0");
     txt = test_read(out, &len);
@@ -174,6 +219,9 @@ static void test_cli(void) {
 }
 
 int main(void) {
+    char cache[600];
+    snprintf(cache, sizeof cache, "%s/cache", test_tmpdir());
+    setenv("XDG_CACHE_HOME", cache, 1); /* the estimate's cache, for `hone data check` */
     test_hparams();
     test_dist();
     test_report();

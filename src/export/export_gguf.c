@@ -1,0 +1,174 @@
+/* export_gguf.c — hn_model -> GGUF v3 as llama.cpp's Llama architecture
+ * expects it: llama.* hyper-parameters, token_embd / blk.N.* / output_norm /
+ * output tensor names, q/k rows permuted back to adjacent-pair order, norm
+ * vectors kept F32, matrices in the requested dtype (Q8_0 falls back to F16
+ * for rows that are not a multiple of 32, as llama.cpp's converter does). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/num.h"
+#include "export/export.h"
+
+/* Converted tensor buffers, kept alive until the writer has written them. */
+typedef struct buf_list {
+    void **p;
+    int n, cap;
+} buf_list;
+
+static void *keep(buf_list *l, void *p) {
+    if (!p) return NULL;
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        void **np = realloc(l->p, (size_t)cap * sizeof *np);
+        if (!np) {
+            free(p);
+            return NULL;
+        }
+        l->p = np;
+        l->cap = cap;
+    }
+    l->p[l->n++] = p;
+    return p;
+}
+
+static void buf_list_free(buf_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->p[i]);
+    free(l->p);
+}
+
+void export_permute_heads(float *dst, const float *src, int n_heads, int hd, int cols) {
+    size_t row = (size_t)cols, head = (size_t)hd * row;
+    for (int h = 0; h < n_heads; h++) {
+        const float *s = src + h * head;
+        float *d = dst + h * head;
+        for (int j = 0; j < hd / 2; j++) {
+            memcpy(d + (size_t)(2 * j) * row, s + (size_t)j * row, row * sizeof(float));
+            memcpy(d + (size_t)(2 * j + 1) * row, s + (size_t)(hd / 2 + j) * row,
+                   row * sizeof(float));
+        }
+    }
+}
+
+static gguf_ttype matrix_type(export_dtype d, int64_t cols) {
+    switch (d) {
+    case EXPORT_F16: return GGUF_T_F16;
+    case EXPORT_BF16: return GGUF_T_BF16;
+    case EXPORT_Q8_0: return cols % 32 ? GGUF_T_F16 : GGUF_T_Q8_0;
+    default: return GGUF_T_F32;
+    }
+}
+
+/* n floats -> a malloc'd buffer of type t (*nbytes set); NULL when out of memory. */
+static void *convert(const float *src, size_t n, gguf_ttype t, uint64_t *nbytes) {
+    if (!gguf_ttype_nbytes(t, n, nbytes)) return NULL;
+    void *out = malloc(*nbytes ? *nbytes : 1);
+    if (!out) return NULL;
+    if (t == GGUF_T_F32) memcpy(out, src, n * sizeof(float));
+    else if (t == GGUF_T_Q8_0) gguf_quantize_q8_0(src, out, n);
+    else {
+        uint16_t *h = out;
+        for (size_t i = 0; i < n; i++)
+            h[i] = t == GGUF_T_F16 ? hn_f32_to_f16(src[i]) : hn_f32_to_bf16(src[i]);
+    }
+    return out;
+}
+
+/* Adds one tensor: rows x cols (cols 0 = vector, always F32). */
+static hn_status add(gguf_writer *w, buf_list *bl, const char *name, const float *src,
+                     int64_t rows, int64_t cols, export_dtype d, hn_err *err) {
+    gguf_ttype t = cols ? matrix_type(d, cols) : GGUF_T_F32;
+    uint64_t ne[2] = {(uint64_t)(cols ? cols : rows), (uint64_t)(cols ? rows : 1)};
+    size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
+    uint64_t nbytes;
+    void *data = keep(bl, convert(src, n, t, &nbytes));
+    if (!data) return hn_errf(err, HN_ENOMEM, "out of memory converting %s", name);
+    return gguf_writer_add_tensor(w, name, t, cols ? 2 : 1, ne, data, nbytes, err);
+}
+
+/* q/k: permuted into a temporary f32 copy, then added. */
+static hn_status add_qk(gguf_writer *w, buf_list *bl, const char *name, const float *src,
+                        int n_heads, int hd, int cols, export_dtype d, hn_err *err) {
+    size_t n = (size_t)n_heads * hd * cols;
+    float *tmp = malloc(n * sizeof(float));
+    if (!tmp) return hn_errf(err, HN_ENOMEM, "out of memory");
+    export_permute_heads(tmp, src, n_heads, hd, cols);
+    hn_status s = add(w, bl, name, tmp, (int64_t)n_heads * hd, cols, d, err);
+    free(tmp);
+    return s;
+}
+
+static hn_status add_layer(gguf_writer *w, buf_list *bl, const hn_model *m, int l,
+                           export_dtype d, hn_err *err) {
+    const model_config *c = &m->cfg;
+    const layer_weights *lw = &m->w.layers[l];
+    int D = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim;
+    int kvd = c->n_kv_heads * c->head_dim;
+    char name[96];
+#define NM(s) (snprintf(name, sizeof name, "blk.%d." s ".weight", l), name)
+    hn_status s = add(w, bl, NM("attn_norm"), lw->attn_norm, D, 0, d, err);
+    if (!s) s = add_qk(w, bl, NM("attn_q"), lw->wq, c->n_heads, c->head_dim, D, d, err);
+    if (!s) s = add_qk(w, bl, NM("attn_k"), lw->wk, c->n_kv_heads, c->head_dim, D, d, err);
+    if (!s) s = add(w, bl, NM("attn_v"), lw->wv, kvd, D, d, err);
+    if (!s) s = add(w, bl, NM("attn_output"), lw->wo, D, qd, d, err);
+    if (!s) s = add(w, bl, NM("ffn_norm"), lw->ffn_norm, D, 0, d, err);
+    if (!s) s = add(w, bl, NM("ffn_gate"), lw->w_gate, F, D, d, err);
+    if (!s) s = add(w, bl, NM("ffn_up"), lw->w_up, F, D, d, err);
+    if (!s) s = add(w, bl, NM("ffn_down"), lw->w_down, D, F, d, err);
+#undef NM
+    return s;
+}
+
+static hn_status add_tensors(gguf_writer *w, buf_list *bl, const hn_model *m, export_dtype d,
+                             hn_err *err) {
+    const model_config *c = &m->cfg;
+    hn_status s = add(w, bl, "token_embd.weight", m->w.tok_emb, c->vocab_size, c->dim, d, err);
+    for (int l = 0; !s && l < c->n_layers; l++) s = add_layer(w, bl, m, l, d, err);
+    if (!s) s = add(w, bl, "output_norm.weight", m->w.final_norm, c->dim, 0, d, err);
+    if (!s && !c->tied_embeddings)
+        s = add(w, bl, "output.weight", m->w.lm_head, c->vocab_size, c->dim, d, err);
+    return s;
+}
+
+/* llama.cpp's LLAMA_FTYPE values. */
+static uint32_t file_type(export_dtype d) {
+    static const uint32_t ft[] = {0, 1, 32, 7};
+    return ft[d];
+}
+
+static void set_hparams(gguf_writer *w, const hn_model *m, const export_opts *o) {
+    const model_config *c = &m->cfg;
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.name", o->name ? o->name : c->name);
+    gguf_writer_set_u32(w, "general.file_type", file_type(o->dtype));
+    if (o->dtype == EXPORT_Q8_0) gguf_writer_set_u32(w, "general.quantization_version", 2);
+    gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->max_seq_len);
+    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
+    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)c->n_layers);
+    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta);
+    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+    if (c->head_dim * c->n_heads != c->dim) {
+        gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim);
+        gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim);
+    }
+    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
+}
+
+hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path, hn_err *err) {
+    if (m->cfg.arch != ARCH_LLAMA)
+        return hn_errf(err, HN_EUNSUPPORTED, "GGUF export supports the llama architecture only");
+    if (!m->tok) return hn_errf(err, HN_EINVAL, "GGUF export needs a model with a tokenizer");
+    gguf_writer *w = gguf_writer_create();
+    if (!w) return hn_errf(err, HN_ENOMEM, "out of memory");
+    buf_list bl = {0};
+    set_hparams(w, m, o);
+    hn_status s = export_gguf_tokenizer(w, m, err);
+    if (!s) s = add_tensors(w, &bl, m, o->dtype, err);
+    if (!s) s = gguf_writer_write(w, path, err);
+    gguf_writer_free(w);
+    buf_list_free(&bl);
+    return s;
+}

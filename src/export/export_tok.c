@@ -1,0 +1,235 @@
+/* export_tok.c — the tokenizer in exported files: tokenizer.ggml.* keys for
+ * GGUF, and a Llama-2 "legacy" tokenizer.json for an SPM tokenizer (merges
+ * derived from vocab + scores the way transformers' SentencePieceExtractor
+ * does: every split of a piece into two vocabulary pieces, ordered by the
+ * piece's score, highest first, ties in (piece id, left id, right id) order). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "export/export.h"
+#include "tokenizer/tok_internal.h"
+
+/* ---- GGUF ---- */
+
+/* Scores for a tokenizer loaded from tokenizer.json (which has none): a piece
+ * made by merge rank r scores -(r + 1), every other piece 0, so llama.cpp's
+ * score-driven SPM merging follows the rank order. */
+static float *hf_scores(const tok *t) {
+    float *sc = calloc((size_t)t->n, sizeof *sc);
+    if (!sc) return NULL;
+    const tok_merge_map *mm = &t->merges;
+    for (uint64_t i = 0; mm->keys && i <= mm->mask; i++) {
+        if (!mm->keys[i]) continue;
+        int32_t r = mm->result[i];
+        float v = -(float)mm->rank[i] - 1.0f;
+        if (r >= 0 && r < t->n && (sc[r] == 0.0f || v > sc[r])) sc[r] = v;
+    }
+    return sc;
+}
+
+static hn_status set_vocab(gguf_writer *w, const tok *t, hn_err *err) {
+    const char **pieces = malloc((size_t)t->n * sizeof *pieces);
+    int32_t *types = malloc((size_t)t->n * sizeof *types);
+    float *sc = t->use_merges ? hf_scores(t) : NULL;
+    hn_status s = HN_OK;
+    if (!pieces || !types || (t->use_merges && !sc)) s = hn_errf(err, HN_ENOMEM, "out of memory");
+    for (int i = 0; !s && i < t->n; i++) {
+        pieces[i] = tok_piece(t, i);
+        types[i] = t->type[i] ? t->type[i] : TOK_T_NORMAL;
+    }
+    if (!s) s = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, (uint64_t)t->n);
+    if (!s) s = gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", sc ? sc : t->score,
+                                        (uint64_t)t->n);
+    if (!s) s = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)t->n);
+    if (s == HN_ENOMEM) hn_errf(err, HN_ENOMEM, "out of memory");
+    free(pieces);
+    free(types);
+    free(sc);
+    return s;
+}
+
+static void set_id(gguf_writer *w, const char *key, int id) {
+    if (id >= 0) gguf_writer_set_u32(w, key, (uint32_t)id);
+}
+
+hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err) {
+    const tok *t = m->tok;
+    if (t->kind != TOK_SPM)
+        return hn_errf(err, HN_EUNSUPPORTED, "GGUF export of byte-level BPE tokenizers is not "
+                       "supported yet (SentencePiece-style Llama tokenizers are)");
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    hn_status s = set_vocab(w, t, err);
+    if (s) return s;
+    set_id(w, "tokenizer.ggml.bos_token_id", t->bos);
+    set_id(w, "tokenizer.ggml.eos_token_id", t->eos);
+    set_id(w, "tokenizer.ggml.unknown_token_id", t->unk);
+    set_id(w, "tokenizer.ggml.padding_token_id", t->pad);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    if (m->chat_template) gguf_writer_set_str(w, "tokenizer.chat_template", m->chat_template);
+    else gguf_writer_set_str(w, "hone.chat_template", "hone-default");
+    return HN_OK;
+}
+
+/* ---- merges ---- */
+
+typedef struct merge {
+    int32_t l, r;
+    float score;
+    size_t order; /* position before the score sort (stable tie-break) */
+} merge;
+
+typedef struct merge_vec {
+    merge *v;
+    size_t n, cap;
+} merge_vec;
+
+static bool push(merge_vec *mv, int32_t l, int32_t r, float score) {
+    if (mv->n == mv->cap) {
+        size_t cap = mv->cap ? mv->cap * 2 : 256;
+        merge *nv = realloc(mv->v, cap * sizeof *nv);
+        if (!nv) return false;
+        mv->v = nv;
+        mv->cap = cap;
+    }
+    mv->v[mv->n] = (merge){l, r, score, mv->n};
+    mv->n++;
+    return true;
+}
+
+/* All splits of piece id into two vocabulary pieces at UTF-8 boundaries,
+ * in (left id, right id) order. */
+static bool piece_splits(const tok *t, int id, merge_vec *mv) {
+    const char *p = tok_piece(t, id);
+    size_t len = strlen(p), first = mv->n;
+    for (size_t k = 1; k < len; k++) {
+        if (((unsigned char)p[k] & 0xC0) == 0x80) continue;
+        int l = tok_lookup(t, p, k), r = tok_lookup(t, p + k, len - k);
+        if (l >= 0 && r >= 0 && !push(mv, l, r, t->score[id])) return false;
+    }
+    for (size_t i = first + 1; i < mv->n; i++) /* insertion sort: few splits per piece */
+        for (size_t j = i; j > first && (mv->v[j - 1].l > mv->v[j].l ||
+                                          (mv->v[j - 1].l == mv->v[j].l && mv->v[j - 1].r > mv->v[j].r));
+             j--) {
+            merge tmp = mv->v[j];
+            mv->v[j] = mv->v[j - 1];
+            mv->v[j - 1] = tmp;
+        }
+    return true;
+}
+
+static int by_score_desc(const void *a, const void *b) {
+    const merge *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+hn_status export_spm_merges(const tok *t, char ***out, size_t *n, hn_err *err) {
+    *out = NULL;
+    *n = 0;
+    merge_vec mv = {0};
+    for (int i = 0; i < t->n; i++)
+        if (!piece_splits(t, i, &mv)) {
+            free(mv.v);
+            return hn_errf(err, HN_ENOMEM, "out of memory");
+        }
+    for (size_t i = 0; i < mv.n; i++) mv.v[i].order = i;
+    if (mv.n) qsort(mv.v, mv.n, sizeof *mv.v, by_score_desc);
+    char **s = calloc(mv.n ? mv.n : 1, sizeof *s);
+    for (size_t i = 0; s && i < mv.n; i++) {
+        const char *l = tok_piece(t, mv.v[i].l), *r = tok_piece(t, mv.v[i].r);
+        size_t ll = strlen(l), rl = strlen(r);
+        if (!(s[i] = malloc(ll + rl + 2))) {
+            for (size_t j = 0; j < i; j++) free(s[j]);
+            free(s);
+            s = NULL;
+            break;
+        }
+        memcpy(s[i], l, ll);
+        s[i][ll] = ' ';
+        memcpy(s[i] + ll + 1, r, rl + 1);
+    }
+    free(mv.v);
+    if (!s) return hn_errf(err, HN_ENOMEM, "out of memory");
+    *out = s;
+    *n = mv.n;
+    return HN_OK;
+}
+
+/* ---- tokenizer.json ---- */
+
+static json_t *added_tokens(const tok *t) {
+    json_t *a = json_array();
+    for (int i = 0; i < t->n; i++) {
+        if (t->type[i] != TOK_T_CONTROL && t->type[i] != TOK_T_UNKNOWN) continue;
+        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", i,
+                                           "content", tok_piece(t, i), "single_word", 0,
+                                           "lstrip", 0, "rstrip", 0, "normalized", 0,
+                                           "special", 1));
+    }
+    return a;
+}
+
+static json_t *normalizer(void) {
+    return json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence",
+                     "normalizers", "type", "Prepend", "prepend", "\xe2\x96\x81", "type",
+                     "Replace", "pattern", "String", " ", "content", "\xe2\x96\x81");
+}
+
+static json_t *post_processor(const tok *t) {
+    if (!t->add_bos || t->bos < 0)
+        return json_pack("{s:s, s:[{s:{s:s, s:i}}], s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:{}}",
+                         "type", "TemplateProcessing", "single", "Sequence", "id", "A",
+                         "type_id", 0, "pair", "Sequence", "id", "A", "type_id", 0, "Sequence",
+                         "id", "B", "type_id", 1, "special_tokens");
+    const char *b = tok_piece(t, t->bos);
+    return json_pack(
+        "{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}],"
+        " s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}],"
+        " s:{s:{s:s, s:[i], s:[s]}}}",
+        "type", "TemplateProcessing", "single", "SpecialToken", "id", b, "type_id", 0,
+        "Sequence", "id", "A", "type_id", 0, "pair", "SpecialToken", "id", b, "type_id", 0,
+        "Sequence", "id", "A", "type_id", 0, "SpecialToken", "id", b, "type_id", 1, "Sequence",
+        "id", "B", "type_id", 1, "special_tokens", b, "id", b, "ids", t->bos, "tokens", b);
+}
+
+static json_t *decoder(void) {
+    return json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}",
+                     "type", "Sequence", "decoders", "type", "Replace", "pattern", "String",
+                     "\xe2\x96\x81", "content", " ", "type", "ByteFallback", "type", "Fuse",
+                     "type", "Strip", "content", " ", "start", 1, "stop", 0);
+}
+
+static hn_status bpe_model(const tok *t, json_t **out, hn_err *err) {
+    char **merges;
+    size_t nm;
+    hn_status s = export_spm_merges(t, &merges, &nm, err);
+    if (s) return s;
+    json_t *vocab = json_object(), *jm = json_array();
+    for (int i = 0; i < t->n; i++) json_object_set_new(vocab, tok_piece(t, i), json_integer(i));
+    for (size_t i = 0; i < nm; i++) {
+        json_array_append_new(jm, json_string(merges[i]));
+        free(merges[i]);
+    }
+    free(merges);
+    *out = json_pack("{s:s, s:n, s:s?, s:n, s:n, s:b, s:b, s:b, s:o, s:o}", "type", "BPE",
+                     "dropout", "unk_token", t->unk >= 0 ? tok_piece(t, t->unk) : NULL,
+                     "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", 1,
+                     "byte_fallback", 1, "ignore_merges", 0, "vocab", vocab, "merges", jm);
+    return *out ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory building tokenizer.json");
+}
+
+hn_status export_tokenizer_json(const tok *t, json_t **out, hn_err *err) {
+    *out = NULL;
+    if (t->kind != TOK_SPM)
+        return hn_errf(err, HN_EUNSUPPORTED, "cannot synthesise tokenizer.json for a byte-level "
+                       "BPE tokenizer (export from a model directory with tokenizer.json)");
+    json_t *model;
+    hn_status s = bpe_model(t, &model, err);
+    if (s) return s;
+    *out = json_pack("{s:s, s:n, s:n, s:o, s:o, s:n, s:o, s:o, s:o}", "version", "1.0",
+                     "truncation", "padding", "added_tokens", added_tokens(t), "normalizer",
+                     normalizer(), "pre_tokenizer", "post_processor", post_processor(t),
+                     "decoder", decoder(), "model", model);
+    return *out ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory building tokenizer.json");
+}
