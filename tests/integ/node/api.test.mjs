@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import OpenAI, { toFile } from 'openai';
 import { ANIMAL, readJsonl, sleep, startServer, tempDir } from './server.mjs';
 
@@ -70,6 +71,32 @@ describe('hone serve with the openai SDK', () => {
     const f = await bad('{"messages":[{"role":"usr","content":"hi"}]}\n', 'roles.jsonl');
     assert.equal(f.status, 'error');
     assert.match(f.status_details, /roles\.jsonl:1: messages\[0\]\.role: unrecognized_role: 'usr'/);
+  });
+
+  test('an invalid training file: upload status error, job fails with invalid_training_file in data check\'s words', async () => {
+    const lines = readJsonl(path.join(ANIMAL, 'train.jsonl')).slice(0, 12).map((x) => JSON.stringify(x));
+    lines[6] = '{"messages":[{"role":"user","content":"hi"},{"role":"robot","content":"x"}]}';
+    const text = lines.join('\n') + '\n';
+    const local = path.join(tempDir('badfile'), 'mixed.jsonl');
+    fs.writeFileSync(local, text);
+    const f = await client.files.create({ file: await toFile(Buffer.from(text), 'mixed.jsonl'), purpose: 'fine-tune' });
+    assert.equal(f.status, 'error');
+    // what `hone data check` prints for the same file
+    let report = '';
+    try { execFileSync(process.env.HONE_BIN, ['data', 'check', local, '--no-estimate'], { encoding: 'utf8' }); } catch (e) { report = e.stdout; }
+    const problem = report.split('\n').map((l) => l.trim()).find((l) => l.startsWith('mixed.jsonl:7:'));
+    assert.ok(problem, report);
+    assert.ok(f.status_details.includes(problem), `${f.status_details}\n vs \n${problem}`);
+    const job = await client.fineTuning.jobs.create({ model: 'stories260K', training_file: f.id });
+    let got;
+    for (let i = 0; i < 100; i++) {
+      got = await client.fineTuning.jobs.retrieve(job.id);
+      if (got.status === 'failed') break;
+      await sleep(100);
+    }
+    assert.equal(got.status, 'failed');
+    assert.equal(got.error.code, 'invalid_training_file');
+    assert.ok(got.error.message.includes(problem), `${got.error.message}\n vs \n${problem}`);
   });
 
   test('raw: error shape, content type and request id on failures', async () => {

@@ -4,6 +4,7 @@
 // then kill -9 the server mid-training and check the job completes after a
 // restart from its last checkpoint with the uploads intact.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -127,6 +128,8 @@ describe('fine-tuning end to end', () => {
       assert.ok(msgs.some((m) => /resume from its last checkpoint/.test(m)), msgs.join('\n'));
       const bytes = await (await client.files.content(train.id)).text();
       assert.equal(bytes, fs.readFileSync(path.join(ANIMAL, 'train.jsonl'), 'utf8'));
+      const check = execFileSync('sqlite3', [path.join(data, 'hone.db'), 'PRAGMA integrity_check;'], { encoding: 'utf8' });
+      assert.equal(check.trim(), 'ok');
     } finally {
       await srv.stop();
     }
