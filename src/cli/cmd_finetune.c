@@ -21,7 +21,7 @@ static const char *usage =
     "  --method auto|lora|full auto (default): all weights when weights, gradients and\n"
     "                          optimizer state fit in a quarter of RAM, else LoRA adapters\n"
     "  --epochs N|auto         default auto (OpenAI's rule: 3, more for small files)\n"
-    "  --batch-size N|auto     examples per step (default auto: ~0.2%% of examples, >= 1)\n"
+    "  --batch-size N|auto     examples per step (default auto: ~0.2% of examples, >= 1)\n"
     "  --lr-multiplier X|auto  times the base rate (LoRA 2e-3, full 2e-4); default 1\n"
     "  --lora-rank R           default 8 (alpha = 2R unless --lora-alpha)\n"
     "  --lora-alpha A\n"
