@@ -26,7 +26,8 @@ static const char *usage =
     "  --valid FILE        quality guard: held-out loss on this chat JSONL file for\n"
     "                      adapter-on-base vs the exported model loaded back\n"
     "  --valid-limit N     use only the first N examples of --valid (default all)\n"
-    "  --max-loss-diff P   warn when the losses differ by more than P percent (default 1)\n"
+    "  --max-loss-diff P   warn when the exported loss is worse by more than P percent\n"
+    "                      (and more than 0.005 nats; default 1)\n"
     "  --strict            exit 3 instead of only warning when the guard fails\n";
 
 typedef struct export_args {
@@ -98,11 +99,14 @@ static int report_guard(const export_args *a, const export_guard *g) {
            g->loss_ref);
     printf("  held-out loss, %-16s %.4f  (%+.2f%%)\n", label, g->loss_export,
            g->loss_ref > 0 ? (g->loss_export - g->loss_ref) / g->loss_ref * 100.0 : 0.0);
-    if (pct <= a->max_diff_pct) {
-        printf("  OK: within %.2f%%\n", a->max_diff_pct);
+    /* Only a worse loss counts, and not by less than 0.005 nats: near zero
+     * (a solved task) relative differences are noise. */
+    double worse = g->loss_export - g->loss_ref;
+    if (worse <= 0.005 || pct <= a->max_diff_pct) {
+        printf("  OK: not worse by more than %.2f%% (or 0.005)\n", a->max_diff_pct);
         return 0;
     }
-    printf("  WARNING: the exported model's held-out loss differs by %.2f%% (more than %.2f%%)%s\n",
+    printf("  WARNING: the exported model's held-out loss is worse by %.2f%% (more than %.2f%%)%s\n",
            pct, a->max_diff_pct,
            a->o.dtype == EXPORT_Q8_0 ? "; q8_0 quantisation costs quality, try f16" : "");
     return a->strict ? 3 : 0;
