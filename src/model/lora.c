@@ -139,6 +139,9 @@ static hn_status write_config(const lora_set *l, const hn_model *m, const char *
     json_object_set_new(j, "fan_in_fan_out", json_false());
     json_object_set_new(j, "target_modules", tm);
     json_object_set_new(j, "base_model_name_or_path", json_string(m->cfg.name));
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)model_weights_hash(m));
+    json_object_set_new(j, "hone_base_weights_hash", json_string(hash));
     char *txt = json_dumps(j, JSON_INDENT(2));
     json_decref(j);
     char path[4096];
@@ -182,8 +185,22 @@ hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_er
     return s == HN_OK ? write_config(l, m, dir, err) : s;
 }
 
-static hn_status read_config(const char *dir, int *rank, float *alpha, unsigned *targets,
-                             hn_err *err) {
+/* An adapter made by hone names the weights it was trained on; PEFT adapters
+ * from elsewhere carry no hash and are checked by tensor shapes only. */
+static hn_status check_base(const hn_model *m, json_t *j, const char *path, hn_err *err) {
+    const char *want = json_string_value(json_object_get(j, "hone_base_weights_hash"));
+    if (!want) return HN_OK;
+    char have[32];
+    snprintf(have, sizeof have, "%016llx", (unsigned long long)model_weights_hash(m));
+    if (!strcmp(want, have)) return HN_OK;
+    const char *base = json_string_value(json_object_get(j, "base_model_name_or_path"));
+    return hn_errf(err, HN_EINVAL, "%s: this adapter was trained on a different base model "
+                   "('%s', weights hash %s); %s has weights hash %s", path, base ? base : "?",
+                   want, m->cfg.name, have);
+}
+
+static hn_status read_config(const hn_model *m, const char *dir, int *rank, float *alpha,
+                             unsigned *targets, hn_err *err) {
     char path[4096];
     hn_path_join(path, sizeof path, dir, "adapter_config.json");
     json_error_t je;
@@ -201,6 +218,7 @@ static hn_status read_config(const char *dir, int *rank, float *alpha, unsigned 
         if (s != HN_OK) hn_err_prefix(err, "%s: target_modules", path);
         *targets |= one;
     }
+    if (s == HN_OK) s = check_base(m, j, path, err);
     if (s == HN_OK) {
         *rank = (int)json_integer_value(r);
         *alpha = (float)json_number_value(a);
@@ -214,7 +232,7 @@ hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *
     float alpha = 0;
     unsigned targets = 0;
     *out = NULL;
-    hn_status s = read_config(dir, &rank, &alpha, &targets, err);
+    hn_status s = read_config(m, dir, &rank, &alpha, &targets, err);
     if (s != HN_OK) return s;
     char path[4096];
     hn_path_join(path, sizeof path, dir, "adapter_model.safetensors");

@@ -91,6 +91,17 @@ hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err) {
     return HN_OK;
 }
 
+uint64_t model_weights_hash(const hn_model *m) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over 32-bit words */
+    for (int i = 0; i < m->n_param_tensors; i++) {
+        const model_param *p = &m->params[i];
+        if (!strcmp(p->name, "lm_head.weight")) continue;
+        const uint32_t *w = (const uint32_t *)p->data;
+        for (size_t k = 0; k < p->numel; k++) h = (h ^ w[k]) * 1099511628211ULL;
+    }
+    return h;
+}
+
 const model_param *model_find_param(const hn_model *m, const char *name) {
     for (int i = 0; i < m->n_param_tensors; i++)
         if (!strcmp(m->params[i].name, name)) return &m->params[i];

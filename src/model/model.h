@@ -86,6 +86,10 @@ hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err);
 hn_status model_load_tokenizer(const char *path, tok **out, int *max_seq_len,
                                char **chat_template, hn_err *err);
 const model_param *model_find_param(const hn_model *m, const char *hf_name);
+/* A 64-bit hash of the weights (every tensor but lm_head, so a tied HF copy
+ * and an untied GGUF copy of the same model agree). Adapters record it so
+ * that loading one on a different base is refused. */
+uint64_t model_weights_hash(const hn_model *m);
 
 /* Inference state: KV cache and activation buffers for one sequence. */
 typedef struct model_state model_state;
