@@ -95,6 +95,19 @@ describe('fine-tuning end to end', () => {
 
       const ids = (await client.models.list()).data.map((m) => m.id);
       assert.ok(ids.includes(job.fine_tuned_model));
+
+      // download the fine-tuned model as GGUF and run it with the hone CLI
+      const dl = await fetch(`${srv.baseURL}/models/${encodeURIComponent(job.fine_tuned_model)}/content?dtype=f32`,
+        { headers: { Authorization: 'Bearer x' } });
+      assert.equal(dl.status, 200);
+      const gguf = Buffer.from(await dl.arrayBuffer());
+      assert.equal(gguf.subarray(0, 4).toString(), 'GGUF');
+      const file = path.join(tempDir('download'), 'ft.gguf');
+      fs.writeFileSync(file, gguf);
+      const ex = tests[0].messages;
+      const reply = execFileSync(process.env.HONE_BIN, ['generate', '--model', file, '--chat', '--temperature', '0',
+        '--system', ex[0].content, '--prompt', ex[1].content], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      assert.equal(reply.trim(), ex[2].content);
       await assert.rejects(client.fineTuning.jobs.cancel(job.id), (e) => e.status === 400);
       await assert.rejects(client.fineTuning.jobs.retrieve('ftjob-doesnotexist'), (e) => e.status === 404);
       const del = await client.models.delete(job.fine_tuned_model);
