@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
 #include "base/file.h"
+#include "format/safetensors.h"
 
 int test_failures, test_checks;
 
@@ -59,6 +62,40 @@ const char *test_subset(const char *src, int n, const char *name) {
     fclose(f);
     free(data);
     return p;
+}
+
+static double tensors_diff(const st_model *a, const st_model *b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < st_n_tensors(a); i++) {
+        const st_tensor *ta = st_tensor_at(a, i), *tb = st_find(b, ta->name);
+        if (!tb || tb->n_elems != ta->n_elems || ta->dtype != ST_F32 || tb->dtype != ST_F32)
+            return INFINITY;
+        const float *x = ta->data, *y = tb->data;
+        for (uint64_t j = 0; j < ta->n_elems; j++) {
+            num = fmax(num, fabs((double)x[j] - y[j]));
+            den = fmax(den, fabs((double)x[j]));
+        }
+    }
+    return den > 0 ? num / den : num;
+}
+
+double test_weights_diff(const char *dir_a, const char *dir_b, const char *file) {
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/final/%s", dir_a, file);
+    snprintf(pb, sizeof pb, "%s/final/%s", dir_b, file);
+    st_model *a = NULL, *b = NULL;
+    hn_err err;
+    double d = INFINITY;
+    if (st_open(pa, &a, &err) != HN_OK || st_open(pb, &b, &err) != HN_OK) {
+        test_checks++;
+        test_failures++;
+        fprintf(stderr, "test_weights_diff: %s\n", err.msg);
+    } else {
+        d = tensors_diff(a, b);
+    }
+    if (a) st_close(a);
+    if (b) st_close(b);
+    return d;
 }
 
 int test_finish(const char *name) {

@@ -28,6 +28,9 @@ char *test_read(const char *path, size_t *len);
 /* Writes the first n lines of src to test_tmpdir()/name and returns that path
  * (static buffer rotation: up to 8 live results). */
 const char *test_subset(const char *src, int n, const char *name);
+/* max |a - b| / max |a| over every tensor of dir_a/final/file and
+ * dir_b/final/file (safetensors); INFINITY when they do not match up. */
+double test_weights_diff(const char *dir_a, const char *dir_b, const char *file);
 int test_finish(const char *name);
 
 #endif

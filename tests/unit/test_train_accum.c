@@ -27,7 +27,6 @@ static void on_metrics(void *ctx, const ft_metrics *m) {
     if (r->n < MAX_STEPS) r->loss[r->n++] = m->train_loss;
 }
 
-/* The first n lines of src into the test's temporary directory. */
 static bool run(ft_config *c, rec *r) {
     ft_callbacks cb = {.ctx = r, .on_metrics = on_metrics};
     ft_result res;
@@ -36,33 +35,6 @@ static bool run(ft_config *c, rec *r) {
     hn_status s = ft_run(c, &cb, &res, &err);
     CHECK(s == HN_OK, "ft_run (%s): %s", c->out_dir, err.msg);
     return s == HN_OK;
-}
-
-/* max |a - b| / max |a| over every tensor of two safetensors files */
-static double weights_diff(const char *dir_a, const char *dir_b, const char *file) {
-    char pa[1024], pb[1024];
-    snprintf(pa, sizeof pa, "%s/final/%s", dir_a, file);
-    snprintf(pb, sizeof pb, "%s/final/%s", dir_b, file);
-    st_model *a = NULL, *b = NULL;
-    hn_err err;
-    if (st_open(pa, &a, &err) != HN_OK || st_open(pb, &b, &err) != HN_OK) {
-        CHECK(0, "open %s", err.msg);
-        if (a) st_close(a);
-        return INFINITY;
-    }
-    double num = 0, den = 0;
-    for (size_t i = 0; i < st_n_tensors(a); i++) {
-        const st_tensor *ta = st_tensor_at(a, i), *tb = st_find(b, ta->name);
-        if (!tb || tb->n_elems != ta->n_elems) return INFINITY;
-        const float *x = ta->data, *y = tb->data;
-        for (uint64_t j = 0; j < ta->n_elems; j++) {
-            num = fmax(num, fabs((double)x[j] - y[j]));
-            den = fmax(den, fabs((double)x[j]));
-        }
-    }
-    st_close(a);
-    st_close(b);
-    return num / den;
 }
 
 static void check_method(ft_method method, const char *train) {
@@ -89,7 +61,7 @@ static void check_method(ft_method method, const char *train) {
         for (int s = 0; s < r[0].n && s < r[i].n; s++)
             worst = fmax(worst, fabs(r[i].loss[s] - r[0].loss[s]) / fabs(r[0].loss[s]));
         CHECK(worst < 1e-6, "%s grad_accum %d: loss differs by %.3g relative", name, accums[i], worst);
-        double wd = weights_diff(out[0], out[i], method == FT_LORA ? "adapter_model.safetensors"
+        double wd = test_weights_diff(out[0], out[i], method == FT_LORA ? "adapter_model.safetensors"
                                                                    : "model.safetensors");
         CHECK(wd < 1e-4, "%s grad_accum %d: final weights differ by %.3g relative", name,
               accums[i], wd);

@@ -32,7 +32,6 @@ static void on_metrics(void *ctx, const ft_metrics *m) {
     r->loss[r->n++] = m->train_loss;
 }
 
-/* The first n lines of src into the test's temporary directory. */
 static bool run(ft_config *c, rec *r) {
     ft_callbacks cb = {.ctx = r, .on_metrics = on_metrics};
     ft_result res;
@@ -41,33 +40,6 @@ static bool run(ft_config *c, rec *r) {
     hn_status s = ft_run(c, &cb, &res, &err);
     CHECK(s == HN_OK, "ft_run (%s): %s", c->out_dir, err.msg);
     return s == HN_OK;
-}
-
-/* max |a - b| / max |a| over every tensor of two safetensors files */
-static double weights_diff(const char *dir_a, const char *dir_b, const char *file) {
-    char pa[1024], pb[1024];
-    snprintf(pa, sizeof pa, "%s/final/%s", dir_a, file);
-    snprintf(pb, sizeof pb, "%s/final/%s", dir_b, file);
-    st_model *a = NULL, *b = NULL;
-    hn_err err;
-    if (st_open(pa, &a, &err) != HN_OK || st_open(pb, &b, &err) != HN_OK) {
-        CHECK(0, "open %s", err.msg);
-        if (a) st_close(a);
-        return INFINITY;
-    }
-    double num = 0, den = 0;
-    for (size_t i = 0; i < st_n_tensors(a); i++) {
-        const st_tensor *ta = st_tensor_at(a, i), *tb = st_find(b, ta->name);
-        if (!tb || tb->n_elems != ta->n_elems) return INFINITY;
-        const float *x = ta->data, *y = tb->data;
-        for (uint64_t j = 0; j < ta->n_elems; j++) {
-            num = fmax(num, fabs((double)x[j] - y[j]));
-            den = fmax(den, fabs((double)x[j]));
-        }
-    }
-    st_close(a);
-    st_close(b);
-    return num / den;
 }
 
 /* ---- 1. llama level ---- */
@@ -226,7 +198,7 @@ static void check_trainer(const char *train, const char *valid, int max_seq_len)
     }
     CHECK(worst < 1e-5 && worst_v < 1e-5, "packed vs unpacked: train loss %.3g, valid loss %.3g "
           "relative", worst, worst_v);
-    double wd = weights_diff(out[0], out[1], "model.safetensors");
+    double wd = test_weights_diff(out[0], out[1], "model.safetensors");
     CHECK(wd < 1e-4, "packed vs unpacked: final weights differ by %.3g relative", wd);
     printf("trainer (max_seq_len %d): packed == unpacked over %d steps: train loss %.2e, valid "
            "loss %.2e, weights %.2e relative\n", max_seq_len, r[0].n, worst, worst_v, wd);
