@@ -25,6 +25,7 @@ static const char *usage =
     "  --lr-multiplier X|auto  times the base rate (LoRA 2e-3, full 2e-4); default 1\n"
     "  --lora-rank R           default 8 (alpha = 2R unless --lora-alpha)\n"
     "  --lora-alpha A\n"
+    "  --lora-targets LIST     modules with adapters: q,k,v,o,gate,up,down or all (default)\n"
     "  --grad-accum K          split each batch into K micro-batches (same result, less memory)\n"
     "  --max-seq-len N         truncate examples (default: the model's context)\n"
     "  --packing               several examples per sequence (own attention mask and\n"
@@ -127,6 +128,7 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         }
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { c->lora_rank = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
+        if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--grad-accum", &v, &bad)) { c->grad_accum = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--max-seq-len", &v, &bad)) { c->max_seq_len = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--eval-every", &v, &bad)) { c->eval_every = atoi(v); continue; }

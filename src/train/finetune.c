@@ -152,7 +152,9 @@ static hn_status setup_params(trainer *t, hn_err *err) {
     hn_rng_seed(&rng, c->seed ^ 0x10aULL);
     hn_status s;
     if (c->method == FT_LORA) {
-        unsigned all = (1u << LORA_N_TARGETS) - 1;
+        unsigned all;
+        s = lora_parse_targets(c->lora_targets, &all, err);
+        if (s != HN_OK) return s;
         int r = c->lora_rank > 0 ? c->lora_rank : 8;
         float alpha = c->lora_alpha > 0 ? c->lora_alpha : 2.0f * r;
         s = lora_create(t->m, r, alpha, all, &rng, &t->lora, err);

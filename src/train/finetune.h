@@ -25,6 +25,7 @@ typedef struct ft_config {
     int lora_rank;           /* default 8 */
     float lora_alpha;        /* 0 (default) = 2 * rank */
     float lora_dropout;      /* default 0 */
+    const char *lora_targets; /* "q,k,v,o,gate,up,down" subset; NULL = all */
     int grad_accum;          /* micro-batches per step, default 1 */
     int max_seq_len;         /* 0 = model context */
     int eval_every;          /* steps between small validation batches, 0 = auto */
