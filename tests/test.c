@@ -6,6 +6,9 @@
 
 #include <math.h>
 
+#include <sys/wait.h>
+
+#include "base/buf.h"
 #include "base/file.h"
 #include "format/safetensors.h"
 
@@ -31,6 +34,36 @@ const char *test_tmpdir(void) {
         }
     }
     return dir;
+}
+
+const char *test_tmp_path(const char *name) {
+    static char bufs[8][512];
+    static int k;
+    char *b = bufs[k++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
+    return b;
+}
+
+void test_write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(p, 1, n, f) != n)) {
+        perror(path);
+        exit(2);
+    }
+    fclose(f);
+}
+
+char *test_run_cmd(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    hn_buf b;
+    hn_buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) hn_buf_append(&b, chunk, n);
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return hn_buf_take(&b);
 }
 
 char *test_read(const char *path, size_t *len) {

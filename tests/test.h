@@ -23,6 +23,13 @@ extern int test_failures, test_checks;
 const char *test_shared(const char *rel);
 /* A fresh temporary directory for this test (removed by nobody: lives in /tmp). */
 const char *test_tmpdir(void);
+/* test_tmpdir()/name (static buffer rotation: up to 8 live results). */
+const char *test_tmp_path(const char *name);
+/* Writes n bytes to path; aborts the test on failure. */
+void test_write_file(const char *path, const void *p, size_t n);
+/* Runs a shell command; returns its stdout (caller frees, NULL if it could not
+ * start) and sets *status to its exit code (-1 if it did not exit). */
+char *test_run_cmd(const char *cmd, int *status);
 /* Reads a whole file; aborts the test on failure. Caller frees. */
 char *test_read(const char *path, size_t *len);
 /* Writes the first n lines of src to test_tmpdir()/name and returns that path

@@ -9,20 +9,6 @@
 #include "base/buf.h"
 #include "test.h"
 
-/* Runs a shell command, returns its stdout (caller frees) and exit status. */
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    hn_buf b;
-    hn_buf_init(&b);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) hn_buf_append(&b, chunk, n);
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return hn_buf_take(&b);
-}
-
 static void check_generate(const char *bin, const char *model, json_t *res) {
     for (size_t i = 0; i < json_array_size(res); i++) {
         json_t *e = json_array_get(res, i);
@@ -36,7 +22,7 @@ static void check_generate(const char *bin, const char *model, json_t *res) {
                  "'%s' generate --model '%s' --prompt '%s' --temperature 0 --max-tokens %d 2>/dev/null",
                  bin, model, prompt, n_new);
         int st;
-        char *out = run(cmd, &st);
+        char *out = test_run_cmd(cmd, &st);
         CHECK(st == 0, "%s exited %d", cmd, st);
         CHECK(out && !strcmp(out, want), "%s:\n got: %s\nwant: %s", cmd, out ? out : "", want);
         free(out);
@@ -59,25 +45,25 @@ int main(void) {
     char cmd[2048];
     int st;
     snprintf(cmd, sizeof cmd, "'%s' inspect '%s' 2>&1", bin, test_shared("models/stories260K/stories260K.gguf"));
-    char *out = run(cmd, &st);
+    char *out = test_run_cmd(cmd, &st);
     CHECK(st == 0 && out && strstr(out, "token_embd.weight") && strstr(out, "layers 5") &&
               strstr(out, "sentencepiece"), "inspect output:\n%s", out ? out : "");
     free(out);
     static const char *cmds[] = {"generate", "inspect", "finetune", "data", "eval", "serve"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         snprintf(cmd, sizeof cmd, "'%s' %s --help 2>&1", bin, cmds[i]);
-        out = run(cmd, &st);
+        out = test_run_cmd(cmd, &st);
         CHECK(st == 0 && out && strstr(out, "usage"), "%s --help: exit %d\n%s", cmds[i], st, out ? out : "");
         free(out);
     }
     /* chat mode renders with the chat template: the base model rambles, but runs */
     snprintf(cmd, sizeof cmd, "'%s' generate --chat --system 'Be brief.' --prompt 'Hello' "
              "--temperature 0 --max-tokens 8 2>/dev/null", bin);
-    out = run(cmd, &st);
+    out = test_run_cmd(cmd, &st);
     CHECK(st == 0 && out && strlen(out) > 1, "generate --chat: exit %d: %s", st, out ? out : "");
     free(out);
     snprintf(cmd, sizeof cmd, "'%s' generate --model /nonexistent.gguf --prompt x 2>&1", bin);
-    out = run(cmd, &st);
+    out = test_run_cmd(cmd, &st);
     CHECK(st == 1 && out && strstr(out, "/nonexistent.gguf"), "missing model: exit %d: %s", st, out ? out : "");
     free(out);
     json_decref(fx);

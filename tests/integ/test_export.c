@@ -30,19 +30,6 @@ static const char *bin, *base, *tmp, *valid;
 static char node_dir[1024];
 static bool have_node;
 
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    hn_buf b;
-    hn_buf_init(&b);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) hn_buf_append(&b, chunk, n);
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return hn_buf_take(&b);
-}
-
 /* The first N_PROMPTS conversations of test.jsonl without their answers. */
 static json_t *prompts_json(void) {
     size_t len;
@@ -115,7 +102,7 @@ static void node_check(const char *path, const char *dtype) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "node '%s/gguf_check.mjs' '%s' %s 2>&1", node_dir, path, dtype);
     int st;
-    char *out = run(cmd, &st);
+    char *out = test_run_cmd(cmd, &st);
     CHECK(st == 0, "gguf_check failed for %s:\n%s", path, out ? out : "");
     free(out);
 }
@@ -129,7 +116,7 @@ static void check_export(const char *adapter, const char *tag, const char *fmt, 
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --adapter '%s' --format %s --dtype %s "
              "--out '%s' --valid '%s' %s 2>&1", bin, base, adapter, fmt, dtype, out, valid, extra);
     int st;
-    char *text = run(cmd, &st);
+    char *text = test_run_cmd(cmd, &st);
     CHECK(st == 0, "%s exited %d:\n%s", cmd, st, text ? text : "");
     CHECK(text && strstr(text, "quality guard on") && strstr(text, "held-out loss, exported"),
           "no quality guard numbers in:\n%s", text ? text : "");
@@ -175,7 +162,7 @@ static void finetune(const char *method, const char *train, char *dir, size_t ca
     snprintf(cmd, sizeof cmd, "'%s' finetune --model '%s' --train '%s' --out '%s' --epochs 1 "
              "--method %s --quiet 2>&1", bin, base, train, dir, method);
     int st;
-    char *out = run(cmd, &st);
+    char *out = test_run_cmd(cmd, &st);
     CHECK(st == 0, "%s:\n%s", cmd, out ? out : "");
     free(out);
     strncat(dir, "/final", cap - strlen(dir) - 1);
@@ -188,7 +175,7 @@ static void check_tokenizer_json(void) {
     snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --format safetensors --out '%s' 2>&1", bin,
              base, out);
     int st;
-    char *text = run(cmd, &st);
+    char *text = test_run_cmd(cmd, &st);
     CHECK(st == 0 && text && strstr(text, "quality guard: skipped"), "%s:\n%s", cmd, text ? text : "");
     free(text);
     snprintf(path, sizeof path, "%s/tokenizer.json", out);

@@ -17,23 +17,6 @@ static bool str_eq(gguf_str s, const char *c) {
     return s.len == strlen(c) && memcmp(s.p, c, s.len) == 0;
 }
 
-static const char *tmp_path(const char *name) {
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
-    return b;
-}
-
-static void write_raw(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(p, 1, n, f) != n)) {
-        perror(path);
-        exit(2);
-    }
-    fclose(f);
-}
-
 static int64_t get_int(const gguf_file *f, const char *key) {
     int64_t v = -1;
     hn_err err;
@@ -239,7 +222,7 @@ static void check_tensors(const gguf_file *f, const float *q8src) {
 }
 
 static void test_roundtrip(void) {
-    const char *path = tmp_path("rt.gguf");
+    const char *path = test_tmp_path("rt.gguf");
     float q8src[128];
     write_roundtrip(path, q8src);
     gguf_file *f = NULL;
@@ -275,7 +258,7 @@ static unsigned char *base_file(size_t *len, uint64_t *data_end) {
     uint64_t ne0[2] = {4, 2}, ne1[1] = {32};
     gguf_writer_add_tensor(w, "t0", GGUF_T_F32, 2, ne0, f, 32, &err);
     gguf_writer_add_tensor(w, "t1", GGUF_T_Q8_0, 1, ne1, q, 34, &err);
-    const char *p = tmp_path("base.gguf");
+    const char *p = test_tmp_path("base.gguf");
     CHECK(gguf_writer_write(w, p, &err) == HN_OK, "%s", err.msg);
     gguf_writer_free(w);
     gguf_file *g = NULL;
@@ -300,8 +283,8 @@ static void put_u64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) 
 
 static void expect_refused(const char *name, const unsigned char *b, size_t n,
                            hn_status want, const char *word) {
-    const char *p = tmp_path(name);
-    write_raw(p, b, n);
+    const char *p = test_tmp_path(name);
+    test_write_file(p, b, n);
     gguf_file *f = NULL;
     hn_err err = {0};
     hn_status s = gguf_open(p, &f, &err);
@@ -412,7 +395,7 @@ static void depth_bomb(void) {
     gguf_writer *w = gguf_writer_create();
     hn_err err;
     gguf_writer_set_raw(w, "bomb", GGUF_ARRAY, raw + 12, n - 12); /* value = (type, n, elems) */
-    const char *p = tmp_path("bomb_src.gguf");
+    const char *p = test_tmp_path("bomb_src.gguf");
     CHECK(gguf_writer_write(w, p, &err) == HN_OK);
     gguf_writer_free(w);
     size_t len;
@@ -422,10 +405,10 @@ static void depth_bomb(void) {
 }
 
 static void every_prefix(const unsigned char *b, size_t len, uint64_t data_end) {
-    const char *p = tmp_path("prefix.gguf");
+    const char *p = test_tmp_path("prefix.gguf");
     int bad = 0;
     for (size_t n = 0; n <= len; n++) {
-        write_raw(p, b, n);
+        test_write_file(p, b, n);
         gguf_file *f = NULL;
         hn_err err;
         hn_status s = gguf_open(p, &f, &err);
@@ -461,7 +444,7 @@ static void test_unsupported_type(void) {
     static unsigned char q4k[144];
     uint64_t ne[1] = {256};
     CHECK(gguf_writer_add_tensor(w, "x.q4k", GGUF_T_Q4_K, 1, ne, q4k, 144, &err) == HN_OK, "%s", err.msg);
-    const char *p = tmp_path("q4k.gguf");
+    const char *p = test_tmp_path("q4k.gguf");
     CHECK(gguf_writer_write(w, p, &err) == HN_OK, "%s", err.msg);
     gguf_writer_free(w);
     gguf_file *f = NULL;

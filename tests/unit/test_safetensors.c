@@ -13,23 +13,6 @@
 #include "format/safetensors.h"
 #include "test.h"
 
-static const char *tmp_path(const char *name) {
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, sizeof bufs[0], "%s/%s", test_tmpdir(), name);
-    return b;
-}
-
-static void write_raw(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f || (n && fwrite(p, 1, n, f) != n)) {
-        perror(path);
-        exit(2);
-    }
-    fclose(f);
-}
-
 static st_model *open_ok(const char *path) {
     st_model *m = NULL;
     hn_err err;
@@ -127,7 +110,7 @@ static void test_roundtrip(void) {
     ts[11] = (st_wtensor){"empty", ST_F16, 2, {0, 3}, NULL};
     const char *meta[] = {"format", "pt", "note", "h\u00e9llo \"q\"", NULL};
     hn_err err;
-    const char *p = tmp_path("rt.safetensors");
+    const char *p = test_tmp_path("rt.safetensors");
     CHECK(st_write(p, ts, 12, meta, &err) == HN_OK, "%s", err.msg);
     st_model *m = open_ok(p);
     if (!m) return;
@@ -159,11 +142,11 @@ static void test_roundtrip(void) {
     st_close(m);
     /* writer validation */
     st_wtensor dup[2] = {{"x", ST_F32, 1, {1}, f32}, {"x", ST_F32, 1, {1}, f32}};
-    CHECK(st_write(tmp_path("dup.safetensors"), dup, 2, NULL, &err) == HN_EINVAL);
+    CHECK(st_write(test_tmp_path("dup.safetensors"), dup, 2, NULL, &err) == HN_EINVAL);
     dup[1].name = "__metadata__";
-    CHECK(st_write(tmp_path("dup.safetensors"), dup, 2, NULL, &err) == HN_EINVAL);
+    CHECK(st_write(test_tmp_path("dup.safetensors"), dup, 2, NULL, &err) == HN_EINVAL);
     dup[1] = (st_wtensor){"y", ST_F32, 1, {-1}, f32};
-    CHECK(st_write(tmp_path("dup.safetensors"), dup, 2, NULL, &err) == HN_EINVAL);
+    CHECK(st_write(test_tmp_path("dup.safetensors"), dup, 2, NULL, &err) == HN_EINVAL);
 }
 
 /* ---- sharded directory -------------------------------------------------------------- */
@@ -180,14 +163,14 @@ static void make_sharded(const char *dir, const char *index_json) {
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
     CHECK(st_write(p, s2, 1, NULL, &err) == HN_OK, "%s", err.msg);
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
-    write_raw(p, index_json, strlen(index_json));
+    test_write_file(p, index_json, strlen(index_json));
 }
 
 #define SHARD1 "\"model-00001-of-00002.safetensors\""
 #define SHARD2 "\"model-00002-of-00002.safetensors\""
 
 static void test_sharded(void) {
-    const char *dir = tmp_path("sharded");
+    const char *dir = test_tmp_path("sharded");
     make_sharded(dir, "{\"metadata\": {\"total_size\": 36}, \"weight_map\": {\"w.a\": " SHARD1
                       ", \"w.c\": " SHARD2 ", \"w.b\": " SHARD1 "}}");
     st_model *m = open_ok(dir);
@@ -201,7 +184,7 @@ static void test_sharded(void) {
     CHECK(a && st_tensor_to_f32(a, out, &err) == HN_OK && out[5] == 6);
     st_close(m);
     /* a plain directory with model.safetensors */
-    const char *d2 = tmp_path("single");
+    const char *d2 = test_tmp_path("single");
     mkdir(d2, 0755);
     char p[600];
     float x = 1;
@@ -227,8 +210,8 @@ static void expect_refused_at(const char *p, hn_status want, const char *word) {
 }
 
 static void expect_bytes(const char *name, const void *b, size_t n, hn_status want, const char *word) {
-    const char *p = tmp_path(name);
-    write_raw(p, b, n);
+    const char *p = test_tmp_path(name);
+    test_write_file(p, b, n);
     expect_refused_at(p, want, word);
 }
 
@@ -289,7 +272,7 @@ static void test_corrupt_headers(void) {
 }
 
 static void test_corrupt_index(void) {
-    const char *d = tmp_path("idx_missing");
+    const char *d = test_tmp_path("idx_missing");
     make_sharded(d, "{\"weight_map\": {\"w.a\": " SHARD1 ", \"w.z\": \"model-00009-of-00009.safetensors\"}}");
     char ip[600];
     snprintf(ip, sizeof ip, "%s/model.safetensors.index.json", d);
@@ -298,22 +281,22 @@ static void test_corrupt_index(void) {
     hn_err err;
     CHECK(st_open(d, &m, &err) == HN_ENOTFOUND && strstr(err.msg, ip) &&
           strstr(err.msg, "model-00009-of-00009.safetensors"), "%s", err.msg);
-    d = tmp_path("idx_dotdot");
+    d = test_tmp_path("idx_dotdot");
     make_sharded(d, "{\"weight_map\": {\"w.a\": \"../model-00001-of-00002.safetensors\"}}");
     CHECK(st_open(d, &m, &err) == HN_EFORMAT && strstr(err.msg, "not a plain file name"), "%s", err.msg);
-    d = tmp_path("idx_slash");
+    d = test_tmp_path("idx_slash");
     make_sharded(d, "{\"weight_map\": {\"w.a\": \"/etc/passwd\"}}");
     CHECK(st_open(d, &m, &err) == HN_EFORMAT && strstr(err.msg, "plain file name"), "%s", err.msg);
-    d = tmp_path("idx_wrong");
+    d = test_tmp_path("idx_wrong");
     make_sharded(d, "{\"weight_map\": {\"w.a\": " SHARD2 ", \"w.c\": " SHARD2 "}}");
     CHECK(st_open(d, &m, &err) == HN_EFORMAT && strstr(err.msg, "'w.a'"), "%s", err.msg);
-    d = tmp_path("idx_nomap");
+    d = test_tmp_path("idx_nomap");
     make_sharded(d, "{\"weight_map\": [1]}");
     CHECK(st_open(d, &m, &err) == HN_EFORMAT && strstr(err.msg, "weight_map"), "%s", err.msg);
-    d = tmp_path("idx_badjson");
+    d = test_tmp_path("idx_badjson");
     make_sharded(d, "{\"weight_map\": ");
     CHECK(st_open(d, &m, &err) == HN_EFORMAT && strstr(err.msg, "JSON"), "%s", err.msg);
-    d = tmp_path("idx_dupe_tensor"); /* same tensor in both shards */
+    d = test_tmp_path("idx_dupe_tensor"); /* same tensor in both shards */
     mkdir(d, 0755);
     make_sharded(d, "{\"weight_map\": {\"w.a\": " SHARD1 ", \"w.c\": " SHARD2 "}}");
     float x = 1;
@@ -322,9 +305,9 @@ static void test_corrupt_index(void) {
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", d);
     CHECK(st_write(p, t, 2, NULL, &err) == HN_OK);
     CHECK(st_open(d, &m, &err) == HN_EFORMAT && strstr(err.msg, "duplicate tensor 'w.a'"), "%s", err.msg);
-    CHECK(st_open(tmp_path("nothing_here"), &m, &err) != HN_OK);
-    mkdir(tmp_path("emptydir"), 0755);
-    CHECK(st_open(tmp_path("emptydir"), &m, &err) == HN_ENOTFOUND && strstr(err.msg, "model.safetensors"));
+    CHECK(st_open(test_tmp_path("nothing_here"), &m, &err) != HN_OK);
+    mkdir(test_tmp_path("emptydir"), 0755);
+    CHECK(st_open(test_tmp_path("emptydir"), &m, &err) == HN_ENOTFOUND && strstr(err.msg, "model.safetensors"));
     CHECK(m == NULL);
 }
 
@@ -333,21 +316,21 @@ static void test_prefixes(void) {
     uint16_t h[3] = {1, 2, 3};
     st_wtensor ts[2] = {{"a", ST_F32, 1, {5}, a}, {"h", ST_BF16, 2, {1, 3}, h}};
     const char *meta[] = {"k", "v", NULL};
-    const char *p = tmp_path("prefix_src.safetensors"), *q = tmp_path("prefix.safetensors");
+    const char *p = test_tmp_path("prefix_src.safetensors"), *q = test_tmp_path("prefix.safetensors");
     hn_err err;
     CHECK(st_write(p, ts, 2, meta, &err) == HN_OK);
     size_t len;
     char *b = test_read(p, &len);
     int bad = 0;
     for (size_t n = 0; n < len; n++) {
-        write_raw(q, b, n);
+        test_write_file(q, b, n);
         st_model *m = NULL;
         hn_status s = st_open(q, &m, &err);
         if (s == HN_OK || !strstr(err.msg, q)) bad++;
         st_close(m);
     }
     CHECK(bad == 0, "%d truncations accepted", bad);
-    write_raw(q, b, len);
+    test_write_file(q, b, len);
     st_model *m = open_ok(q);
     st_close(m);
     free(b);

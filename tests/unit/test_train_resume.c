@@ -37,7 +37,6 @@ static bool should_stop(void *ctx, bool *ckpt) {
     return r->stop_after > 0 && r->n > 0 && r->first_step + r->n - 1 >= r->stop_after;
 }
 
-/* The first n lines of src into the test's temporary directory. */
 static hn_status run(ft_method method, const char *train, const char *valid, const char *out,
                      const char *resume, runctx *r, hn_err *err) {
     ft_config c;

@@ -9,7 +9,6 @@
 #include "train/finetune.h"
 #include "test.h"
 
-/* The first n lines of src into the test's temporary directory. */
 static bool run(const char *train, const char *valid, const char *out, uint64_t seed,
                 ft_method method) {
     ft_config c;
