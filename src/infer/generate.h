@@ -24,7 +24,7 @@ typedef enum gen_finish { GEN_STOP_EOS = 0, GEN_STOP_LENGTH, GEN_STOP_CALLBACK }
 
 /* Called for every generated token with the bytes it adds to the text (a
  * byte-fallback token adds one raw byte, so a multi-byte character can arrive
- * over several calls). Return false to stop. */
+ * over several calls); text is NUL-terminated. Return false to stop. */
 typedef bool (*gen_token_fn)(void *ctx, int32_t id, const char *text, size_t len);
 
 typedef struct gen_result {
