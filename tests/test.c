@@ -135,3 +135,23 @@ int test_finish(const char *name) {
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
 }
+
+double test_fd_check(const char *what, float *x, const float *ana, size_t n, test_loss_fn f,
+                     void *ctx, float eps, double tol) {
+    double num_max = 0, err_max = 0;
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + eps;
+        double lp = f(ctx);
+        x[i] = x0 - eps;
+        double lm = f(ctx);
+        x[i] = x0;
+        double num = (lp - lm) / (2.0 * eps);
+        num_max = fmax(num_max, fabs(num));
+        err_max = fmax(err_max, fabs(num - ana[i]));
+    }
+    double rel = num_max > 0 ? err_max / num_max : err_max;
+    CHECK(rel < tol, "%s: relative error %.3g (max |grad| %.3g)", what, rel, num_max);
+    if (getenv("HONE_TEST_VERBOSE")) printf("  %-40s rel %.2e  max|g| %.2e\n", what, rel, num_max);
+    return rel;
+}

@@ -38,6 +38,12 @@ const char *test_subset(const char *src, int n, const char *name);
 /* max |a - b| / max |a| over every tensor of dir_a/final/file and
  * dir_b/final/file (safetensors); INFINITY when they do not match up. */
 double test_weights_diff(const char *dir_a, const char *dir_b, const char *file);
+/* Finite-difference check: central differences of f(ctx) w.r.t. x[0..n)
+ * against the analytic gradient ana[0..n); CHECKs that
+ * max |ana - num| / max |num| < tol and returns that relative error. */
+typedef double (*test_loss_fn)(void *ctx);
+double test_fd_check(const char *what, float *x, const float *ana, size_t n, test_loss_fn f,
+                     void *ctx, float eps, double tol);
 int test_finish(const char *name);
 
 #endif

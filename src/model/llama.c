@@ -1,5 +1,7 @@
-/* llama.c — Llama forward/backward (RMSNorm, RoPE, GQA attention, SwiGLU,
- * tied or untied classifier), LoRA on the linear layers, the chunked
+/* llama.c — decoder forward/backward for Llama, Qwen2/3 and GPT-2 (RMSNorm or
+ * LayerNorm, RoPE or learned positions, q/k-norm, biases, fused or separate
+ * q/k/v, SwiGLU or GELU, GQA attention, tied or untied classifier), LoRA on
+ * the linear layers, the chunked
  * cross-entropy loss, and KV-cached inference. Each block's forward is beside
  * its backward; shapes are in comments (N = B*T rows, D = dim, F = hidden). */
 #include "model/llama.h"
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "tensor/gemm.h"
+#include "tensor/norm_act.h"
 #include "tensor/ops.h"
 
 /* ---- planning ---- */
@@ -20,42 +23,64 @@ typedef struct plan {
 
 /* Two passes over the same code: first counts (base == NULL), then assigns. */
 static float *take(plan *p, size_t n) {
+    if (!n) return NULL;
     float *r = p->base ? p->base + p->n : NULL;
     p->n += (n + 15) & ~(size_t)15; /* 64-byte alignment of every buffer */
     return r;
 }
 
+/* One block's activations for N rows; kv: keep k/v here (training) rather
+ * than in a KV cache (inference). */
+static void plan_layer(const hn_model *m, layer_acts *la, plan *p, size_t N, size_t att, int r,
+                       bool kv) {
+    const model_config *c = &m->cfg;
+    model_traits tr = model_arch_traits(c->arch);
+    size_t D = c->dim, F = c->hidden_dim, Hq = c->n_heads, Hkv = c->n_kv_heads;
+    size_t qd = Hq * c->head_dim, kvd = Hkv * c->head_dim;
+    la->xn1 = take(p, N * D);
+    la->rstd1 = take(p, N);
+    la->mean1 = take(p, tr.layernorm ? N : 0);
+    la->q = take(p, N * qd);
+    la->k = take(p, kv ? N * kvd : 0);
+    la->v = take(p, kv ? N * kvd : 0);
+    la->qraw = take(p, tr.qk_norm ? N * qd : 0);
+    la->kraw = take(p, tr.qk_norm ? N * kvd : 0);
+    la->rstdq = take(p, tr.qk_norm ? N * Hq : 0);
+    la->rstdk = take(p, tr.qk_norm ? N * Hkv : 0);
+    la->qkv = take(p, tr.fused_qkv ? N * (qd + 2 * kvd) : 0);
+    la->att = take(p, att);
+    la->ao = take(p, N * qd);
+    la->xmid = take(p, N * D);
+    la->xn2 = take(p, N * D);
+    la->rstd2 = take(p, N);
+    la->mean2 = take(p, tr.layernorm ? N : 0);
+    la->g = take(p, tr.gelu ? 0 : N * F);
+    la->u = take(p, N * F);
+    la->h = take(p, N * F);
+    for (int t = 0; t < LORA_N_TARGETS; t++) la->lora_tmp[t] = take(p, N * (size_t)r);
+}
+
 static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
     const model_config *c = &m->cfg;
+    model_traits tr = model_arch_traits(c->arch);
     size_t N = (size_t)a->N, D = c->dim, F = c->hidden_dim, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t r = (size_t)a->lora_rank, CH = LLAMA_LOSS_CHUNK;
     a->res = take(p, (size_t)(c->n_layers + 1) * N * D);
-    for (int l = 0; l < c->n_layers; l++) {
-        layer_acts *la = &a->layers[l];
-        la->xn1 = take(p, N * D);
-        la->rstd1 = take(p, N);
-        la->q = take(p, N * qd);
-        la->k = take(p, N * kvd);
-        la->v = take(p, N * kvd);
-        la->att = take(p, (size_t)a->B * c->n_heads * a->T * a->T);
-        la->ao = take(p, N * qd);
-        la->xmid = take(p, N * D);
-        la->xn2 = take(p, N * D);
-        la->rstd2 = take(p, N);
-        la->g = take(p, N * F);
-        la->u = take(p, N * F);
-        la->h = take(p, N * F);
-        for (int t = 0; t < LORA_N_TARGETS; t++) la->lora_tmp[t] = r ? take(p, N * r) : NULL;
-    }
+    for (int l = 0; l < c->n_layers; l++)
+        plan_layer(m, &a->layers[l], p, N, (size_t)a->B * c->n_heads * a->T * a->T, (int)r, true);
     a->xnf = take(p, N * D);
     a->rstdf = take(p, N);
+    a->meanf = take(p, tr.layernorm ? N : 0);
     size_t wide = qd > F ? qd : F;
     a->dres = take(p, N * D);
     a->dxn = take(p, N * D);
     a->dq = take(p, N * qd);
     a->dk = take(p, N * kvd);
     a->dv = take(p, N * kvd);
+    a->dqraw = take(p, tr.qk_norm ? N * qd : 0);
+    a->dkraw = take(p, tr.qk_norm ? N * kvd : 0);
+    a->dqkv = take(p, tr.fused_qkv ? N * (qd + 2 * kvd) : 0);
     a->dao = take(p, N * wide);
     a->dh = take(p, N * F);
     a->dg = take(p, N * F);
@@ -125,52 +150,202 @@ void model_weights_view(const hn_model *m, float *slab, model_weights *w, layer_
     const model_weights *src = &m->w;
     #define V(p) ((p) ? slab + ((p) - m->slab) : NULL)
     w->tok_emb = V(src->tok_emb);
+    w->pos_emb = V(src->pos_emb);
     w->final_norm = V(src->final_norm);
+    w->final_norm_b = V(src->final_norm_b);
     w->lm_head = V(src->lm_head);
     w->layers = layers;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const layer_weights *s = &src->layers[l];
         layer_weights *d = &layers[l];
-        d->attn_norm = V(s->attn_norm);
-        d->wq = V(s->wq);
-        d->wk = V(s->wk);
-        d->wv = V(s->wv);
-        d->wo = V(s->wo);
-        d->ffn_norm = V(s->ffn_norm);
-        d->w_gate = V(s->w_gate);
-        d->w_up = V(s->w_up);
-        d->w_down = V(s->w_down);
+        #define HN_LW_VIEW(f) d->f = V(s->f);
+        LAYER_WEIGHT_FIELDS(HN_LW_VIEW)
+        #undef HN_LW_VIEW
     }
     #undef V
 }
 
-/* ---- linear layer with optional LoRA: y (+)= x W^T + scale * (x A^T) B^T ---- */
+/* ---- linear layer: y (+)= x W^T + b + scale * (x A^T) B^T ----
+ * W is (out, in), or (in, out) for a Conv1D model (conv). */
+typedef struct linear {
+    const float *W, *b;
+    int out, in;
+    bool conv;
+    const lora_set *lo;
+    const lora_pair *lp; /* NULL or A == NULL: no adapter */
+    float *tmp;          /* (N, r) saved x A^T */
+} linear;
 
-static void linear_forward(float *y, const float *x, int N, const float *W, int out, int in,
-                           const lora_set *lo, const lora_pair *lp, float *tmp, bool acc) {
-    gemm_xwt(N, out, in, x, W, y, acc);
-    if (!lp || !lp->A) return;
-    int r = lo->rank;
-    gemm_xwt(N, r, in, x, lp->A, tmp, false);
-    gemm_f32(false, true, N, out, r, lo->scale, tmp, r, lp->B, r, 1.0f, y, out);
+static linear lin(const hn_model *m, const lora_set *lo, layer_acts *la, int l, int target,
+                  const float *W, const float *b, int out, int in) {
+    return (linear){W, b, out, in, model_arch_traits(m->cfg.arch).conv1d, lo,
+                    lo ? &lo->pairs[l][target] : NULL, la->lora_tmp[target]};
 }
 
-/* dx += dy W (+ LoRA path); dW += dy^T x when dW; LoRA grads into g. */
-static void linear_backward(float *dx, float *dW, const float *dy, const float *x, int N,
-                            const float *W, int out, int in, const lora_set *lo,
-                            const lora_pair *lp, const float *tmp, lora_pair *g, float *dtmp) {
-    if (dW) gemm_dw(N, out, in, dy, x, dW, true);
-    gemm_xw(N, out, in, dy, W, dx, true);
-    if (!lp || !lp->A) return;
-    int r = lo->rank;
-    if (g) gemm_f32(true, false, out, r, N, lo->scale, dy, out, tmp, r, 1.0f, g->B, r);
-    gemm_f32(false, false, N, r, out, lo->scale, dy, out, lp->B, r, 0.0f, dtmp, r);
+static void linear_forward(const linear *L, float *y, const float *x, int N, bool acc) {
+    if (L->conv)
+        gemm_f32(false, false, N, L->out, L->in, 1.0f, x, L->in, L->W, L->out, acc ? 1.0f : 0.0f,
+                 y, L->out);
+    else
+        gemm_xwt(N, L->out, L->in, x, L->W, y, acc);
+    if (L->b) bias_forward(y, L->b, N, L->out);
+    if (!L->lp || !L->lp->A) return;
+    int r = L->lo->rank;
+    gemm_xwt(N, r, L->in, x, L->lp->A, L->tmp, false);
+    gemm_f32(false, true, N, L->out, r, L->lo->scale, L->tmp, r, L->lp->B, r, 1.0f, y, L->out);
+}
+
+/* dx += dy W (+ LoRA path); dW += dy^T x and db += colsum(dy) when given;
+ * LoRA grads into g. */
+static void linear_backward(const linear *L, float *dx, float *dW, float *db, const float *dy,
+                            const float *x, int N, lora_pair *g, float *dtmp) {
+    int out = L->out, in = L->in;
+    if (dW && L->conv) gemm_f32(true, false, in, out, N, 1.0f, x, in, dy, out, 1.0f, dW, out);
+    else if (dW) gemm_dw(N, out, in, dy, x, dW, true);
+    if (db) bias_backward(db, dy, N, out);
+    if (L->conv) gemm_f32(false, true, N, in, out, 1.0f, dy, out, L->W, out, 1.0f, dx, in);
+    else gemm_xw(N, out, in, dy, L->W, dx, true);
+    if (!L->lp || !L->lp->A) return;
+    int r = L->lo->rank;
+    if (g) gemm_f32(true, false, out, r, N, L->lo->scale, dy, out, L->tmp, r, 1.0f, g->B, r);
+    gemm_f32(false, false, N, r, out, L->lo->scale, dy, out, L->lp->B, r, 0.0f, dtmp, r);
     if (g) gemm_dw(N, r, in, dtmp, x, g->A, true);
-    gemm_xw(N, r, in, dtmp, lp->A, dx, true);
+    gemm_xw(N, r, in, dtmp, L->lp->A, dx, true);
 }
 
-static const lora_pair *pair_of(const lora_set *lo, int l, int t) {
-    return lo ? &lo->pairs[l][t] : NULL;
+/* ---- norms: RMSNorm, or LayerNorm with bias (GPT-2) ---- */
+
+static void norm_forward(const hn_model *m, float *out, float *mean, float *rstd, const float *x,
+                         const float *w, const float *b, int N) {
+    const model_config *c = &m->cfg;
+    if (b) layernorm_forward(out, mean, rstd, x, w, b, N, c->dim, c->norm_eps);
+    else rmsnorm_forward(out, rstd, x, w, N, c->dim, c->norm_eps);
+}
+
+static void norm_backward(const hn_model *m, float *dx, float *dw, float *db, const float *dout,
+                          const float *x, const float *w, bool layernorm, const float *mean,
+                          const float *rstd, int N) {
+    if (layernorm) layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, m->cfg.dim);
+    else rmsnorm_backward(dx, dw, dout, x, w, rstd, N, m->cfg.dim);
+}
+
+/* ---- q, k, v projections ----
+ * Writes la->q (N, qd) and knew/vnew (N, kvd), before RoPE. */
+static void qkv_forward(const hn_model *m, const lora_set *lo, int l, layer_acts *la, int N,
+                        float *knew, float *vnew) {
+    const model_config *c = &m->cfg;
+    model_traits tr = model_arch_traits(c->arch);
+    const layer_weights *w = &m->w.layers[l];
+    int D = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    if (tr.fused_qkv) {
+        int W3 = qd + 2 * kvd;
+        linear L = lin(m, lo, la, l, LORA_QKV, w->wqkv, w->bqkv, W3, D);
+        linear_forward(&L, la->qkv, la->xn1, N, false);
+        for (int i = 0; i < N; i++) {
+            const float *row = la->qkv + (size_t)i * W3;
+            memcpy(la->q + (size_t)i * qd, row, sizeof(float) * qd);
+            memcpy(knew + (size_t)i * kvd, row + qd, sizeof(float) * kvd);
+            memcpy(vnew + (size_t)i * kvd, row + qd + kvd, sizeof(float) * kvd);
+        }
+        return;
+    }
+    linear Lq = lin(m, lo, la, l, LORA_Q, w->wq, w->bq, qd, D);
+    linear Lk = lin(m, lo, la, l, LORA_K, w->wk, w->bk, kvd, D);
+    linear Lv = lin(m, lo, la, l, LORA_V, w->wv, w->bv, kvd, D);
+    linear_forward(&Lq, tr.qk_norm ? la->qraw : la->q, la->xn1, N, false);
+    linear_forward(&Lk, tr.qk_norm ? la->kraw : knew, la->xn1, N, false);
+    linear_forward(&Lv, vnew, la->xn1, N, false);
+    if (tr.qk_norm) { /* per-head RMSNorm: rows of head_dim */
+        rmsnorm_forward(la->q, la->rstdq, la->qraw, w->q_norm, N * c->n_heads, hd, c->norm_eps);
+        rmsnorm_forward(knew, la->rstdk, la->kraw, w->k_norm, N * c->n_kv_heads, hd, c->norm_eps);
+    }
+}
+
+/* a->dq, a->dk, a->dv (before RoPE) -> dxn += d(xn1); weight grads. */
+static void qkv_backward(const hn_model *m, const lora_set *lo, int l, llama_acts *a,
+                         layer_weights *gw, lora_pair **gp) {
+    const model_config *c = &m->cfg;
+    model_traits tr = model_arch_traits(c->arch);
+    const layer_weights *w = &m->w.layers[l];
+    layer_acts *la = &a->layers[l];
+    int N = a->N, D = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
+    #define GW(f) (gw ? gw->f : NULL)
+    if (tr.fused_qkv) {
+        int W3 = qd + 2 * kvd;
+        for (int i = 0; i < N; i++) {
+            float *row = a->dqkv + (size_t)i * W3;
+            memcpy(row, a->dq + (size_t)i * qd, sizeof(float) * qd);
+            memcpy(row + qd, a->dk + (size_t)i * kvd, sizeof(float) * kvd);
+            memcpy(row + qd + kvd, a->dv + (size_t)i * kvd, sizeof(float) * kvd);
+        }
+        linear L = lin(m, lo, la, l, LORA_QKV, w->wqkv, w->bqkv, W3, D);
+        linear_backward(&L, a->dxn, GW(wqkv), GW(bqkv), a->dqkv, la->xn1, N, gp[LORA_QKV], a->dtmp);
+        return;
+    }
+    float *dq = a->dq, *dk = a->dk;
+    if (tr.qk_norm) {
+        memset(a->dqraw, 0, sizeof(float) * N * qd);
+        memset(a->dkraw, 0, sizeof(float) * N * kvd);
+        rmsnorm_backward(a->dqraw, GW(q_norm), a->dq, la->qraw, w->q_norm, la->rstdq,
+                         N * c->n_heads, hd);
+        rmsnorm_backward(a->dkraw, GW(k_norm), a->dk, la->kraw, w->k_norm, la->rstdk,
+                         N * c->n_kv_heads, hd);
+        dq = a->dqraw;
+        dk = a->dkraw;
+    }
+    linear Lq = lin(m, lo, la, l, LORA_Q, w->wq, w->bq, qd, D);
+    linear Lk = lin(m, lo, la, l, LORA_K, w->wk, w->bk, kvd, D);
+    linear Lv = lin(m, lo, la, l, LORA_V, w->wv, w->bv, kvd, D);
+    linear_backward(&Lq, a->dxn, GW(wq), GW(bq), dq, la->xn1, N, gp[LORA_Q], a->dtmp);
+    linear_backward(&Lk, a->dxn, GW(wk), GW(bk), dk, la->xn1, N, gp[LORA_K], a->dtmp);
+    linear_backward(&Lv, a->dxn, GW(wv), GW(bv), a->dv, la->xn1, N, gp[LORA_V], a->dtmp);
+    #undef GW
+}
+
+/* ---- MLP: SwiGLU (gate, up, down) or GELU (up, down) ---- */
+
+/* x_out = xmid + down(act(xn2)) */
+static void mlp_forward(const hn_model *m, const lora_set *lo, int l, layer_acts *la, int N,
+                        float *x_out) {
+    const model_config *c = &m->cfg;
+    const layer_weights *w = &m->w.layers[l];
+    int D = c->dim, F = c->hidden_dim;
+    linear Lu = lin(m, lo, la, l, LORA_UP, w->w_up, w->b_up, F, D);
+    linear Ld = lin(m, lo, la, l, LORA_DOWN, w->w_down, w->b_down, D, F);
+    linear_forward(&Lu, la->u, la->xn2, N, false);
+    if (model_arch_traits(c->arch).gelu) {
+        gelu_forward(la->h, la->u, (long)N * F);
+    } else {
+        linear Lg = lin(m, lo, la, l, LORA_GATE, w->w_gate, NULL, F, D);
+        linear_forward(&Lg, la->g, la->xn2, N, false);
+        swiglu_forward(la->h, la->g, la->u, (long)N * F);
+    }
+    memcpy(x_out, la->xmid, sizeof(float) * N * D);
+    linear_forward(&Ld, x_out, la->h, N, true);
+}
+
+/* a->dres = d(x_out) -> a->dxn = d(xn2) (set); weight grads. */
+static void mlp_backward(const hn_model *m, const lora_set *lo, int l, llama_acts *a,
+                         layer_weights *gw, lora_pair **gp) {
+    const model_config *c = &m->cfg;
+    const layer_weights *w = &m->w.layers[l];
+    layer_acts *la = &a->layers[l];
+    int N = a->N, D = c->dim, F = c->hidden_dim;
+    #define GW(f) (gw ? gw->f : NULL)
+    linear Lu = lin(m, lo, la, l, LORA_UP, w->w_up, w->b_up, F, D);
+    linear Ld = lin(m, lo, la, l, LORA_DOWN, w->w_down, w->b_down, D, F);
+    memset(a->dh, 0, sizeof(float) * N * F);
+    linear_backward(&Ld, a->dh, GW(w_down), GW(b_down), a->dres, la->h, N, gp[LORA_DOWN], a->dtmp);
+    memset(a->dxn, 0, sizeof(float) * N * D);
+    if (model_arch_traits(c->arch).gelu) {
+        gelu_backward(a->du, a->dh, la->u, (long)N * F);
+    } else {
+        swiglu_backward(a->dg, a->du, a->dh, la->g, la->u, (long)N * F);
+        linear Lg = lin(m, lo, la, l, LORA_GATE, w->w_gate, NULL, F, D);
+        linear_backward(&Lg, a->dxn, GW(w_gate), NULL, a->dg, la->xn2, N, gp[LORA_GATE], a->dtmp);
+    }
+    linear_backward(&Lu, a->dxn, GW(w_up), GW(b_up), a->du, la->xn2, N, gp[LORA_UP], a->dtmp);
+    #undef GW
 }
 
 /* ---- one transformer block ----
@@ -183,17 +358,16 @@ static void block_forward(const hn_model *m, const lora_set *lo, int l, layer_ac
                           const float *rope_cos, const float *rope_sin) {
     const model_config *c = &m->cfg;
     const layer_weights *w = &m->w.layers[l];
-    int N = B * T, D = c->dim, F = c->hidden_dim, Hq = c->n_heads, Hkv = c->n_kv_heads;
+    int N = B * T, D = c->dim, Hq = c->n_heads, Hkv = c->n_kv_heads;
     int hd = c->head_dim, qd = Hq * hd, kvd = Hkv * hd;
     float *knew = kc + (size_t)pos0 * kvd, *vnew = vc + (size_t)pos0 * kvd;
-    float **tmp = la->lora_tmp;
 
-    rmsnorm_forward(la->xn1, la->rstd1, x_in, w->attn_norm, N, D, c->norm_eps);
-    linear_forward(la->q, la->xn1, N, w->wq, qd, D, lo, pair_of(lo, l, LORA_Q), tmp[LORA_Q], false);
-    linear_forward(knew, la->xn1, N, w->wk, kvd, D, lo, pair_of(lo, l, LORA_K), tmp[LORA_K], false);
-    linear_forward(vnew, la->xn1, N, w->wv, kvd, D, lo, pair_of(lo, l, LORA_V), tmp[LORA_V], false);
-    rope_forward(la->q, pos, N, Hq, hd, rope_cos, rope_sin);
-    rope_forward(knew, pos, N, Hkv, hd, rope_cos, rope_sin);
+    norm_forward(m, la->xn1, la->mean1, la->rstd1, x_in, w->attn_norm, w->attn_norm_b, N);
+    qkv_forward(m, lo, l, la, N, knew, vnew);
+    if (rope_cos) {
+        rope_forward(la->q, pos, N, Hq, hd, rope_cos, rope_sin);
+        rope_forward(knew, pos, N, Hkv, hd, rope_cos, rope_sin);
+    }
     for (int b = 0; b < B; b++) {
         size_t kvoff = B > 1 ? (size_t)b * T * kvd : 0;
         attention_forward(la->ao + (size_t)b * T * qd, la->att + (size_t)b * Hq * T * (pos0 + T),
@@ -201,14 +375,11 @@ static void block_forward(const hn_model *m, const lora_set *lo, int l, layer_ac
                           Hq, Hkv, hd, seg ? seg + (size_t)b * T : NULL);
     }
     memcpy(la->xmid, x_in, sizeof(float) * N * D);
-    linear_forward(la->xmid, la->ao, N, w->wo, D, qd, lo, pair_of(lo, l, LORA_O), tmp[LORA_O], true);
+    linear Lo = lin(m, lo, la, l, LORA_O, w->wo, w->bo, D, qd);
+    linear_forward(&Lo, la->xmid, la->ao, N, true);
 
-    rmsnorm_forward(la->xn2, la->rstd2, la->xmid, w->ffn_norm, N, D, c->norm_eps);
-    linear_forward(la->g, la->xn2, N, w->w_gate, F, D, lo, pair_of(lo, l, LORA_GATE), tmp[LORA_GATE], false);
-    linear_forward(la->u, la->xn2, N, w->w_up, F, D, lo, pair_of(lo, l, LORA_UP), tmp[LORA_UP], false);
-    swiglu_forward(la->h, la->g, la->u, (long)N * F);
-    memcpy(x_out, la->xmid, sizeof(float) * N * D);
-    linear_forward(x_out, la->h, N, w->w_down, D, F, lo, pair_of(lo, l, LORA_DOWN), tmp[LORA_DOWN], true);
+    norm_forward(m, la->xn2, la->mean2, la->rstd2, la->xmid, w->ffn_norm, w->ffn_norm_b, N);
+    mlp_forward(m, lo, l, la, N, x_out);
 }
 
 /* dres: on entry d(loss)/d(x_out), on return d(loss)/d(x_in). */
@@ -216,46 +387,36 @@ static void block_backward(const hn_model *m, const lora_set *lo, int l, llama_a
                            const float *x_in, layer_weights *gw, lora_set *lg,
                            const float *rope_cos, const float *rope_sin) {
     const model_config *c = &m->cfg;
+    bool ln = model_arch_traits(c->arch).layernorm;
     const layer_weights *w = &m->w.layers[l];
     layer_acts *la = &a->layers[l];
-    int B = a->B, T = a->T, N = a->N, D = c->dim, F = c->hidden_dim;
+    int B = a->B, T = a->T, N = a->N, D = c->dim;
     int Hq = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, qd = Hq * hd, kvd = Hkv * hd;
-    float **tmp = la->lora_tmp;
     lora_pair *gp[LORA_N_TARGETS] = {0};
     for (int t = 0; lg && t < LORA_N_TARGETS; t++) gp[t] = &lg->pairs[l][t];
     #define GW(f) (gw ? gw->f : NULL)
 
-    /* MLP: x_out = xmid + down(swiglu(gate(xn2), up(xn2))) */
-    memset(a->dh, 0, sizeof(float) * N * F);
-    linear_backward(a->dh, GW(w_down), a->dres, la->h, N, w->w_down, D, F, lo,
-                    pair_of(lo, l, LORA_DOWN), tmp[LORA_DOWN], gp[LORA_DOWN], a->dtmp);
-    swiglu_backward(a->dg, a->du, a->dh, la->g, la->u, (long)N * F);
-    memset(a->dxn, 0, sizeof(float) * N * D);
-    linear_backward(a->dxn, GW(w_gate), a->dg, la->xn2, N, w->w_gate, F, D, lo,
-                    pair_of(lo, l, LORA_GATE), tmp[LORA_GATE], gp[LORA_GATE], a->dtmp);
-    linear_backward(a->dxn, GW(w_up), a->du, la->xn2, N, w->w_up, F, D, lo,
-                    pair_of(lo, l, LORA_UP), tmp[LORA_UP], gp[LORA_UP], a->dtmp);
-    rmsnorm_backward(a->dres, GW(ffn_norm), a->dxn, la->xmid, w->ffn_norm, la->rstd2, N, D);
+    mlp_backward(m, lo, l, a, gw, gp);
+    norm_backward(m, a->dres, GW(ffn_norm), GW(ffn_norm_b), a->dxn, la->xmid, w->ffn_norm, ln,
+                  la->mean2, la->rstd2, N);
 
     /* attention: xmid = x_in + o(attn(q, k, v)) */
     memset(a->dao, 0, sizeof(float) * N * qd);
-    linear_backward(a->dao, GW(wo), a->dres, la->ao, N, w->wo, D, qd, lo, pair_of(lo, l, LORA_O),
-                    tmp[LORA_O], gp[LORA_O], a->dtmp);
+    linear Lo = lin(m, lo, la, l, LORA_O, w->wo, w->bo, D, qd);
+    linear_backward(&Lo, a->dao, GW(wo), GW(bo), a->dres, la->ao, N, gp[LORA_O], a->dtmp);
     for (int b = 0; b < B; b++)
         attention_backward(a->dq + (size_t)b * T * qd, a->dk + (size_t)b * T * kvd,
                            a->dv + (size_t)b * T * kvd, a->dao + (size_t)b * T * qd,
                            la->att + (size_t)b * Hq * T * T, la->q + (size_t)b * T * qd,
                            la->k + (size_t)b * T * kvd, la->v + (size_t)b * T * kvd, T, Hq, Hkv, hd);
-    rope_backward(a->dq, a->pos, N, Hq, hd, rope_cos, rope_sin);
-    rope_backward(a->dk, a->pos, N, Hkv, hd, rope_cos, rope_sin);
+    if (rope_cos) {
+        rope_backward(a->dq, a->pos, N, Hq, hd, rope_cos, rope_sin);
+        rope_backward(a->dk, a->pos, N, Hkv, hd, rope_cos, rope_sin);
+    }
     memset(a->dxn, 0, sizeof(float) * N * D);
-    linear_backward(a->dxn, GW(wq), a->dq, la->xn1, N, w->wq, qd, D, lo, pair_of(lo, l, LORA_Q),
-                    tmp[LORA_Q], gp[LORA_Q], a->dtmp);
-    linear_backward(a->dxn, GW(wk), a->dk, la->xn1, N, w->wk, kvd, D, lo, pair_of(lo, l, LORA_K),
-                    tmp[LORA_K], gp[LORA_K], a->dtmp);
-    linear_backward(a->dxn, GW(wv), a->dv, la->xn1, N, w->wv, kvd, D, lo, pair_of(lo, l, LORA_V),
-                    tmp[LORA_V], gp[LORA_V], a->dtmp);
-    rmsnorm_backward(a->dres, GW(attn_norm), a->dxn, x_in, w->attn_norm, la->rstd1, N, D);
+    qkv_backward(m, lo, l, a, gw, gp);
+    norm_backward(m, a->dres, GW(attn_norm), GW(attn_norm_b), a->dxn, x_in, w->attn_norm, ln,
+                  la->mean1, la->rstd1, N);
     #undef GW
 }
 
@@ -265,27 +426,85 @@ typedef struct rope_cache {
     int hd;
     float theta;
     int max_pos;
+    uint64_t freqs_key; /* hash of m->rope_freqs (0: none) */
     float *cos_t, *sin_t;
 } rope_cache;
 
 static _Thread_local rope_cache g_rope;
 
+static uint64_t freqs_key(const hn_model *m) {
+    if (!m->rope_freqs) return 0;
+    uint64_t h = 1469598103934665603ULL;
+    const uint32_t *w = (const uint32_t *)m->rope_freqs;
+    for (int i = 0; i < m->cfg.head_dim / 2; i++) h = (h ^ w[i]) * 1099511628211ULL;
+    return h | 1;
+}
+
+/* Frequency divisors (llama3 scaling): angle = pos * theta^(-2i/hd) / div_i. */
+static void rope_tables_scaled(float *cos_t, float *sin_t, int max_pos, int hd, float theta,
+                               const float *div) {
+    int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        double f = pow(theta, -2.0 * i / hd) / div[i];
+        for (int p = 0; p < max_pos; p++) {
+            cos_t[(size_t)p * half + i] = (float)cos(p * f);
+            sin_t[(size_t)p * half + i] = (float)sin(p * f);
+        }
+    }
+}
+
+/* NULL tables for models without RoPE (learned positions). */
 static void rope_get(const hn_model *m, int need, const float **c, const float **s) {
+    *c = *s = NULL;
+    if (!model_arch_traits(m->cfg.arch).rope) return;
     int max_pos = m->cfg.max_seq_len > need ? m->cfg.max_seq_len : need;
+    uint64_t key = freqs_key(m);
     if (g_rope.hd != m->cfg.head_dim || g_rope.theta != m->cfg.rope_theta ||
-        g_rope.max_pos < max_pos) {
+        g_rope.max_pos < max_pos || g_rope.freqs_key != key) {
         free(g_rope.cos_t);
         free(g_rope.sin_t);
         size_t n = (size_t)max_pos * (m->cfg.head_dim / 2);
         g_rope.cos_t = malloc(n * sizeof(float));
         g_rope.sin_t = malloc(n * sizeof(float));
-        rope_tables(g_rope.cos_t, g_rope.sin_t, max_pos, m->cfg.head_dim, m->cfg.rope_theta);
+        if (m->rope_freqs)
+            rope_tables_scaled(g_rope.cos_t, g_rope.sin_t, max_pos, m->cfg.head_dim,
+                               m->cfg.rope_theta, m->rope_freqs);
+        else
+            rope_tables(g_rope.cos_t, g_rope.sin_t, max_pos, m->cfg.head_dim, m->cfg.rope_theta);
         g_rope.hd = m->cfg.head_dim;
         g_rope.theta = m->cfg.rope_theta;
         g_rope.max_pos = max_pos;
+        g_rope.freqs_key = key;
     }
     *c = g_rope.cos_t;
     *s = g_rope.sin_t;
+}
+
+/* ---- embeddings: token rows (+ learned position rows) ---- */
+
+static void embed_forward(const hn_model *m, float *x, const int32_t *ids, const int32_t *pos,
+                          int N) {
+    int D = m->cfg.dim;
+    for (int i = 0; i < N; i++) {
+        float *dst = x + (size_t)i * D;
+        memcpy(dst, m->w.tok_emb + (size_t)ids[i] * D, sizeof(float) * D);
+        if (!m->w.pos_emb) continue;
+        const float *pe = m->w.pos_emb + (size_t)pos[i] * D;
+        for (int j = 0; j < D; j++) dst[j] += pe[j];
+    }
+}
+
+static void embed_backward(const hn_model *m, const model_weights *gw, const float *dx,
+                           const int32_t *ids, const int32_t *pos, int N) {
+    int D = m->cfg.dim;
+    for (int i = 0; i < N; i++) {
+        const float *src = dx + (size_t)i * D;
+        float *dt = gw->tok_emb + (size_t)ids[i] * D;
+        for (int j = 0; j < D; j++) dt[j] += src[j];
+        if (!gw->pos_emb) continue;
+        float *dp = gw->pos_emb + (size_t)pos[i] * D;
+        for (int j = 0; j < D; j++) dp[j] += src[j];
+    }
 }
 
 /* ---- training forward / loss / backward ---- */
@@ -295,15 +514,14 @@ void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const i
     int N = a->N, D = c->dim;
     const float *rc, *rs;
     rope_get(m, a->T, &rc, &rs);
-    for (int i = 0; i < N; i++)
-        memcpy(a->res + (size_t)i * D, m->w.tok_emb + (size_t)ids[i] * D, sizeof(float) * D);
+    embed_forward(m, a->res, ids, a->pos, N);
     for (int l = 0; l < c->n_layers; l++) {
         layer_acts *la = &a->layers[l];
         block_forward(m, lo, l, la, a->res + (size_t)l * N * D, a->res + (size_t)(l + 1) * N * D,
                       a->B, a->T, 0, a->pos, a->seg, la->k, la->v, rc, rs);
     }
-    rmsnorm_forward(a->xnf, a->rstdf, a->res + (size_t)c->n_layers * N * D, m->w.final_norm, N, D,
-                    c->norm_eps);
+    norm_forward(m, a->xnf, a->meanf, a->rstdf, a->res + (size_t)c->n_layers * N * D,
+                 m->w.final_norm, m->w.final_norm_b, N);
 }
 
 void llama_logits(const hn_model *m, llama_acts *a, float *out) {
@@ -366,17 +584,13 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
     const float *rc, *rs;
     rope_get(m, a->T, &rc, &rs);
     memset(a->dres, 0, sizeof(float) * N * D);
-    rmsnorm_backward(a->dres, grads ? gw.final_norm : NULL, a->dxn, a->res + (size_t)L * N * D,
-                     m->w.final_norm, a->rstdf, N, D);
+    norm_backward(m, a->dres, grads ? gw.final_norm : NULL, grads ? gw.final_norm_b : NULL,
+                  a->dxn, a->res + (size_t)L * N * D, m->w.final_norm,
+                  model_arch_traits(c->arch).layernorm, a->meanf, a->rstdf, N);
     for (int l = L - 1; l >= 0; l--)
         block_backward(m, lo, l, a, a->res + (size_t)l * N * D, grads ? &glayers[l] : NULL,
                        lora_grads, rc, rs);
-    if (grads)
-        for (int i = 0; i < N; i++) {
-            float *dst = gw.tok_emb + (size_t)ids[i] * D;
-            const float *src = a->dres + (size_t)i * D;
-            for (int j = 0; j < D; j++) dst[j] += src[j];
-        }
+    if (grads) embed_backward(m, &gw, a->dres, ids, a->pos, N);
     free(glayers);
 }
 
@@ -394,33 +608,35 @@ struct model_state {
     float *slab;
 };
 
+static void plan_state(const hn_model *m, model_state *s, plan *p) {
+    const model_config *c = &m->cfg;
+    size_t CH = INFER_CHUNK, D = c->dim, S = s->max_seq;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
+    s->kcache = take(p, (size_t)c->n_layers * S * kvd);
+    s->vcache = take(p, (size_t)c->n_layers * S * kvd);
+    plan_layer(m, &s->la, p, CH, CH * c->n_heads * S, 0, false);
+    s->x = take(p, CH * D);
+    s->x2 = take(p, CH * D);
+    s->posv = (int32_t *)take(p, CH);
+    s->logits = take(p, CH * (size_t)c->vocab_size);
+}
+
 hn_status model_state_create(const hn_model *m, int max_seq, model_state **out, hn_err *err) {
     const model_config *c = &m->cfg;
     if (max_seq <= 0 || max_seq > c->max_seq_len) max_seq = c->max_seq_len;
     model_state *s = calloc(1, sizeof *s);
     if (!s) return hn_errf(err, HN_ENOMEM, "out of memory");
-    size_t CH = INFER_CHUNK, D = c->dim, F = c->hidden_dim, V = c->vocab_size;
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t L = c->n_layers, S = max_seq;
-    size_t sizes[] = {L * S * kvd, L * S * kvd, CH * D, CH, CH * qd, CH * c->n_heads * S,
-                      CH * qd, CH * D, CH * D, CH, CH * F, CH * F, CH * F, CH * D, CH * D,
-                      CH, CH * V};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    s->slab = calloc(total, sizeof(float));
+    s->max_seq = max_seq;
+    plan p = {0, NULL};
+    plan_state(m, s, &p);
+    s->slab = aligned_alloc(64, p.n * sizeof(float));
     if (!s->slab) {
         free(s);
         return hn_errf(err, HN_ENOMEM, "out of memory for a %d-token KV cache", max_seq);
     }
-    float *p = s->slab;
-    float **dst[] = {&s->kcache, &s->vcache, &s->la.xn1, &s->la.rstd1, &s->la.q, &s->la.att,
-                     &s->la.ao, &s->la.xmid, &s->la.xn2, &s->la.rstd2, &s->la.g, &s->la.u,
-                     &s->la.h, &s->x, &s->x2, (float **)&s->posv, &s->logits};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        *dst[i] = p;
-        p += sizes[i];
-    }
-    s->max_seq = max_seq;
+    memset(s->slab, 0, p.n * sizeof(float));
+    p = (plan){0, s->slab};
+    plan_state(m, s, &p);
     *out = s;
     return HN_OK;
 }
@@ -441,10 +657,8 @@ static void forward_chunk(const hn_model *m, model_state *s, const int32_t *ids,
     size_t layer_cache = (size_t)s->max_seq * kvd;
     const float *rc, *rs;
     rope_get(m, s->max_seq, &rc, &rs);
-    for (int t = 0; t < T; t++) {
-        memcpy(s->x + (size_t)t * D, m->w.tok_emb + (size_t)ids[t] * D, sizeof(float) * D);
-        s->posv[t] = s->pos + t;
-    }
+    for (int t = 0; t < T; t++) s->posv[t] = s->pos + t;
+    embed_forward(m, s->x, ids, s->posv, T);
     float *x = s->x, *y = s->x2;
     for (int l = 0; l < c->n_layers; l++) {
         block_forward(m, NULL, l, &s->la, x, y, 1, T, s->pos, s->posv, NULL,
@@ -453,7 +667,7 @@ static void forward_chunk(const hn_model *m, model_state *s, const int32_t *ids,
         x = y;
         y = t;
     }
-    rmsnorm_forward(y, NULL, x, m->w.final_norm, T, D, c->norm_eps);
+    norm_forward(m, y, NULL, NULL, x, m->w.final_norm, m->w.final_norm_b, T);
     s->pos += T;
     memcpy(s->x, y, sizeof(float) * T * D); /* final normed rows in s->x */
 }

@@ -1,4 +1,5 @@
-/* llama.h — the Llama-architecture forward and backward passes over a batch
+/* llama.h — the decoder-only transformer forward and backward passes (Llama,
+ * Qwen2, Qwen3, GPT-2: model_traits says how a block differs) over a batch
  * of B sequences of T tokens, with optional LoRA adapters. Activations live in
  * an llama_acts planned once per (B, T) shape; nothing is allocated per step.
  * The same block forward serves inference (B = 1, keys/values written into a
@@ -12,13 +13,16 @@
 #include "model/model.h"
 
 typedef struct layer_acts {
-    float *xn1, *rstd1; /* (N, D), (N) */
-    float *q, *k, *v;   /* (N, qd), (N, kvd), (N, kvd) — after RoPE */
+    float *xn1, *rstd1, *mean1; /* (N, D), (N), (N) (mean: LayerNorm only) */
+    float *q, *k, *v;   /* (N, qd), (N, kvd), (N, kvd) — after q/k-norm and RoPE */
+    float *qraw, *kraw; /* (N, qd), (N, kvd) projections before q/k-norm (Qwen3) */
+    float *rstdq, *rstdk; /* (N*Hq), (N*Hkv) q/k-norm statistics (Qwen3) */
+    float *qkv;         /* (N, qd+2kvd) fused projection output (GPT-2), scratch */
     float *att;         /* (B, Hq, T, T) probabilities */
     float *ao;          /* (N, qd) attention output before o_proj */
     float *xmid;        /* (N, D) residual after attention */
-    float *xn2, *rstd2; /* (N, D), (N) */
-    float *g, *u, *h;   /* (N, F) gate, up, silu(gate)*up */
+    float *xn2, *rstd2, *mean2; /* (N, D), (N), (N) */
+    float *g, *u, *h;   /* (N, F) gate, up, silu(gate)*up — or up, gelu(up) */
     float *lora_tmp[LORA_N_TARGETS]; /* (N, r) x @ A^T per target, or NULL */
 } layer_acts;
 
@@ -27,11 +31,12 @@ typedef struct llama_acts {
     int lora_rank;
     float *res;         /* (L+1, N, D): input of each layer; res + L*N*D = final residual */
     layer_acts *layers; /* [L] */
-    float *xnf, *rstdf; /* (N, D), (N) final norm */
+    float *xnf, *rstdf, *meanf; /* (N, D), (N), (N) final norm */
     int32_t *pos;       /* (N) positions */
     int32_t *seg;       /* (N) segment ids for packing, or all zero */
     /* backward scratch */
     float *dres, *dxn, *dq, *dk, *dv, *dao, *dh, *dg, *du, *dtmp;
+    float *dqraw, *dkraw, *dqkv; /* q/k-norm and fused-projection gradients */
     float *chunk_x, *chunk_logits; /* (CH, D), (CH, V) for the chunked loss */
     int32_t *chunk_rows, *chunk_tgt;
     float *chunk_scale, *chunk_loss;

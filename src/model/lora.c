@@ -12,30 +12,52 @@
 #include "format/safetensors.h"
 
 static const char *target_names[LORA_N_TARGETS] = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                                    "gate_proj", "up_proj", "down_proj"};
-static const char *target_short[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down"};
+                                                    "gate_proj", "up_proj", "down_proj", "qkv_proj"};
+static const char *target_short[LORA_N_TARGETS] = {"q", "k", "v", "o", "gate", "up", "down", "qkv"};
+/* GPT-2 module paths below transformer.h.N (PEFT target_modules match suffixes) */
+static const char *gpt2_names[LORA_N_TARGETS] = {NULL, NULL, NULL, "attn.c_proj", NULL,
+                                                  "mlp.c_fc", "mlp.c_proj", "attn.c_attn"};
 
-const char *lora_target_name(int t) {
-    return t >= 0 && t < LORA_N_TARGETS ? target_names[t] : "?";
+unsigned lora_arch_targets(model_arch a) {
+    if (a == ARCH_GPT2) return 1u << LORA_QKV | 1u << LORA_O | 1u << LORA_UP | 1u << LORA_DOWN;
+    return LORA_ALL & ~(1u << LORA_QKV);
+}
+
+const char *lora_target_name(model_arch a, int t) {
+    if (t < 0 || t >= LORA_N_TARGETS) return "?";
+    if (a == ARCH_GPT2) return gpt2_names[t] ? gpt2_names[t] : "?";
+    return target_names[t];
+}
+
+/* One name -> mask (0 if unknown). */
+static unsigned parse_one(const char *s) {
+    static const struct { const char *name; unsigned mask; } gpt2[] = {
+        {"c_attn", 1u << LORA_QKV},     {"attn.c_attn", 1u << LORA_QKV},
+        {"c_fc", 1u << LORA_UP},        {"mlp.c_fc", 1u << LORA_UP},
+        {"attn.c_proj", 1u << LORA_O},  {"mlp.c_proj", 1u << LORA_DOWN},
+        {"c_proj", 1u << LORA_O | 1u << LORA_DOWN}};
+    for (int t = 0; t < LORA_N_TARGETS; t++)
+        if (!strcmp(s, target_names[t]) || !strcmp(s, target_short[t])) return 1u << t;
+    for (size_t i = 0; i < sizeof gpt2 / sizeof *gpt2; i++)
+        if (!strcmp(s, gpt2[i].name)) return gpt2[i].mask;
+    return 0;
 }
 
 hn_status lora_parse_targets(const char *s, unsigned *mask, hn_err *err) {
     *mask = 0;
-    if (!s || !*s || !strcmp(s, "all")) {
-        *mask = (1u << LORA_N_TARGETS) - 1;
+    if (!s || !*s || !strcmp(s, "all") || !strcmp(s, "all-linear")) {
+        *mask = LORA_ALL;
         return HN_OK;
     }
     char buf[256];
     snprintf(buf, sizeof buf, "%s", s);
     for (char *save = NULL, *tokn = strtok_r(buf, ",", &save); tokn;
          tokn = strtok_r(NULL, ",", &save)) {
-        int found = -1;
-        for (int t = 0; t < LORA_N_TARGETS; t++)
-            if (!strcmp(tokn, target_names[t]) || !strcmp(tokn, target_short[t])) found = t;
-        if (found < 0)
-            return hn_errf(err, HN_EINVAL,
-                           "unknown LoRA target '%s' (use q,k,v,o,gate,up,down or all)", tokn);
-        *mask |= 1u << found;
+        unsigned one = parse_one(tokn);
+        if (!one)
+            return hn_errf(err, HN_EINVAL, "unknown LoRA target '%s' (use q,k,v,o,gate,up,down "
+                           "or all; for GPT-2 c_attn,c_proj,c_fc)", tokn);
+        *mask |= one;
     }
     return HN_OK;
 }
@@ -45,7 +67,8 @@ static void target_shape(const hn_model *m, int t, int *out, int *in) {
     int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const int shapes[LORA_N_TARGETS][2] = {{qd, c->dim}, {kvd, c->dim}, {kvd, c->dim},
                                            {c->dim, qd}, {c->hidden_dim, c->dim},
-                                           {c->hidden_dim, c->dim}, {c->dim, c->hidden_dim}};
+                                           {c->hidden_dim, c->dim}, {c->dim, c->hidden_dim},
+                                           {qd + 2 * kvd, c->dim}};
     *out = shapes[t][0];
     *in = shapes[t][1];
 }
@@ -53,7 +76,10 @@ static void target_shape(const hn_model *m, int t, int *out, int *in) {
 static hn_status lora_alloc(const hn_model *m, int rank, float alpha, unsigned targets,
                             lora_set **out, hn_err *err) {
     if (rank <= 0 || rank > 4096) return hn_errf(err, HN_EINVAL, "LoRA rank %d out of range", rank);
-    if (!targets) return hn_errf(err, HN_EINVAL, "no LoRA target modules");
+    targets &= lora_arch_targets(m->cfg.arch);
+    if (!targets)
+        return hn_errf(err, HN_EINVAL, "none of the LoRA target modules exists in a %s model",
+                       model_arch_name(m->cfg.arch));
     lora_set *l = calloc(1, sizeof *l);
     int L = m->cfg.n_layers;
     if (l) l->pairs = calloc((size_t)L, sizeof *l->pairs);
@@ -120,23 +146,29 @@ void lora_free(lora_set *l) {
 
 static const char *module_of(int t) { return t <= LORA_O ? "self_attn" : "mlp"; }
 
-void lora_tensor_name(char *out, size_t cap, int layer, int t, bool is_b) {
-    snprintf(out, cap, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer,
-             module_of(t), target_names[t], is_b ? 'B' : 'A');
+void lora_tensor_name(model_arch a, char *out, size_t cap, int layer, int t, bool is_b) {
+    if (a == ARCH_GPT2)
+        snprintf(out, cap, "base_model.model.transformer.h.%d.%s.lora_%c.weight", layer,
+                 lora_target_name(a, t), is_b ? 'B' : 'A');
+    else
+        snprintf(out, cap, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer,
+                 module_of(t), target_names[t], is_b ? 'B' : 'A');
 }
 
 static hn_status write_config(const lora_set *l, const hn_model *m, const char *dir,
                               hn_err *err) {
     json_t *j = json_object(), *tm = json_array();
     for (int t = 0; t < LORA_N_TARGETS; t++)
-        if (l->targets >> t & 1) json_array_append_new(tm, json_string(target_names[t]));
+        if (l->targets >> t & 1)
+            json_array_append_new(tm, json_string(lora_target_name(m->cfg.arch, t)));
     json_object_set_new(j, "peft_type", json_string("LORA"));
     json_object_set_new(j, "task_type", json_string("CAUSAL_LM"));
     json_object_set_new(j, "r", json_integer(l->rank));
     json_object_set_new(j, "lora_alpha", json_real(l->alpha));
     json_object_set_new(j, "lora_dropout", json_real(0.0));
     json_object_set_new(j, "bias", json_string("none"));
-    json_object_set_new(j, "fan_in_fan_out", json_false());
+    /* PEFT's flag for Conv1D (in, out) base weights; A and B keep their shapes */
+    json_object_set_new(j, "fan_in_fan_out", json_boolean(model_arch_traits(m->cfg.arch).conv1d));
     json_object_set_new(j, "target_modules", tm);
     json_object_set_new(j, "base_model_name_or_path", json_string(m->cfg.name));
     char hash[32];
@@ -169,7 +201,7 @@ hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_er
             const lora_pair *lp = &l->pairs[layer][t];
             if (!lp->A) continue;
             for (int b = 0; b < 2; b++) {
-                lora_tensor_name(names[n], sizeof names[n], layer, t, b);
+                lora_tensor_name(m->cfg.arch, names[n], sizeof names[n], layer, t, b);
                 ts[n] = (st_wtensor){names[n], ST_F32, 2,
                                      {b ? lp->out : l->rank, b ? l->rank : lp->in},
                                      b ? lp->B : lp->A};
@@ -248,7 +280,7 @@ hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *
             lora_pair *lp = &l->pairs[layer][t];
             for (int b = 0; lp->A && s == HN_OK && b < 2; b++) {
                 char name[128];
-                lora_tensor_name(name, sizeof name, layer, t, b);
+                lora_tensor_name(m->cfg.arch, name, sizeof name, layer, t, b);
                 const st_tensor *ten = st_find(st, name);
                 uint64_t want = (uint64_t)rank * (b ? lp->out : lp->in);
                 if (!ten || ten->n_elems != want || ten->n_dims != 2)
@@ -269,18 +301,22 @@ hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *
 }
 
 void lora_merge(const lora_set *l, hn_model *m) {
+    bool conv = model_arch_traits(m->cfg.arch).conv1d;
     for (int layer = 0; layer < l->n_layers; layer++) {
         layer_weights *w = &m->w.layers[layer];
-        float *W[LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+        float *W[LORA_N_TARGETS] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down,
+                                    w->wqkv};
         for (int t = 0; t < LORA_N_TARGETS; t++) {
             const lora_pair *lp = &l->pairs[layer][t];
             if (!lp->A) continue;
+            /* delta (out, in) = scale * B A; a Conv1D weight holds its transpose */
+            size_t so = conv ? 1 : (size_t)lp->in, si = conv ? (size_t)lp->out : 1;
             for (int o = 0; o < lp->out; o++)
                 for (int k = 0; k < l->rank; k++) {
                     float b = l->scale * lp->B[(size_t)o * l->rank + k];
                     const float *a = lp->A + (size_t)k * lp->in;
-                    float *row = W[t] + (size_t)o * lp->in;
-                    for (int i = 0; i < lp->in; i++) row[i] += b * a[i];
+                    float *row = W[t] + (size_t)o * so;
+                    for (int i = 0; i < lp->in; i++) row[i * si] += b * a[i];
                 }
         }
     }

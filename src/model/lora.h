@@ -12,9 +12,15 @@
 #include "base/rng.h"
 #include "model/model.h"
 
+/* The linear layers an adapter can target. GPT-2 has QKV (c_attn), O
+ * (attn.c_proj), UP (mlp.c_fc) and DOWN (mlp.c_proj); the others Q..DOWN. */
 enum lora_target {
-    LORA_Q = 0, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_N_TARGETS
+    LORA_Q = 0, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN, LORA_QKV, LORA_N_TARGETS
 };
+#define LORA_ALL ((1u << LORA_N_TARGETS) - 1)
+
+/* The targets an architecture has (a mask of enum lora_target). */
+unsigned lora_arch_targets(model_arch a);
 
 typedef struct lora_pair {
     float *A;  /* (r, in) */
@@ -32,16 +38,21 @@ typedef struct lora_set {
     size_t n_params;
 } lora_set;
 
-const char *lora_target_name(int target); /* "q_proj", ... */
-/* Parses "q,k,v,o,gate,up,down" or "all" (HF names like q_proj accepted too). */
+/* The module name in the architecture ("q_proj", "c_attn", "attn.c_proj"). */
+const char *lora_target_name(model_arch a, int target);
+/* Parses "q,k,v,o,gate,up,down" or "all" (HF names like q_proj accepted too;
+ * for GPT-2 qkv/c_attn, c_fc, c_proj = attn.c_proj and mlp.c_proj). "all"
+ * gives LORA_ALL, which lora_create narrows to what the model has. */
 hn_status lora_parse_targets(const char *s, unsigned *mask, hn_err *err);
 
-/* A: kaiming-uniform like PEFT (bound = 1/sqrt(in)); B: zeros. */
+/* A: kaiming-uniform like PEFT (bound = 1/sqrt(in)); B: zeros. targets is
+ * narrowed to lora_arch_targets; nothing left is an error. */
 hn_status lora_create(const hn_model *m, int rank, float alpha, unsigned targets, hn_rng *rng,
                       lora_set **out, hn_err *err);
 void lora_free(lora_set *l);
-/* "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" style name. */
-void lora_tensor_name(char *out, size_t cap, int layer, int target, bool is_b);
+/* "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" style name
+ * ("base_model.model.transformer.h.0.attn.c_attn.lora_A.weight" for GPT-2). */
+void lora_tensor_name(model_arch a, char *out, size_t cap, int layer, int target, bool is_b);
 /* Writes dir/adapter_model.safetensors and dir/adapter_config.json. */
 hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_err *err);
 hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *err);

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,64 +16,8 @@
 #include "format/safetensors.h"
 
 static hn_status check_config(const model_config *c, const char *path, hn_err *err);
-
-/* ---- parameter table (HF names, shapes) ---- */
-
-static void add_param(hn_model *m, const char *name, int64_t d0, int64_t d1) {
-    model_param *p = &m->params[m->n_param_tensors++];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->n_dims = d1 ? 2 : 1;
-    p->shape[0] = d0;
-    p->shape[1] = d1;
-    p->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
-}
-
-static hn_status build_params(hn_model *m, hn_err *err) {
-    const model_config *c = &m->cfg;
-    int L = c->n_layers, D = c->dim, F = c->hidden_dim;
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    m->params = calloc((size_t)L * 9 + 3, sizeof *m->params);
-    m->w.layers = calloc((size_t)L, sizeof *m->w.layers);
-    if (!m->params || !m->w.layers) return hn_errf(err, HN_ENOMEM, "out of memory");
-    char name[96];
-    add_param(m, "model.embed_tokens.weight", c->vocab_size, D);
-    static const char *fmt[9] = {
-        "model.layers.%d.input_layernorm.weight",   "model.layers.%d.self_attn.q_proj.weight",
-        "model.layers.%d.self_attn.k_proj.weight",  "model.layers.%d.self_attn.v_proj.weight",
-        "model.layers.%d.self_attn.o_proj.weight",  "model.layers.%d.post_attention_layernorm.weight",
-        "model.layers.%d.mlp.gate_proj.weight",     "model.layers.%d.mlp.up_proj.weight",
-        "model.layers.%d.mlp.down_proj.weight"};
-    const int64_t shp[9][2] = {{D, 0}, {qd, D}, {kvd, D}, {kvd, D}, {D, qd},
-                               {D, 0}, {F, D},  {F, D},   {D, F}};
-    for (int l = 0; l < L; l++)
-        for (int j = 0; j < 9; j++) {
-            snprintf(name, sizeof name, fmt[j], l);
-            add_param(m, name, shp[j][0], shp[j][1]);
-        }
-    add_param(m, "model.norm.weight", D, 0);
-    if (!c->tied_embeddings) add_param(m, "lm_head.weight", c->vocab_size, D);
-    size_t total = 0;
-    for (int i = 0; i < m->n_param_tensors; i++) total += m->params[i].numel;
-    m->slab = malloc(total * sizeof(float));
-    if (!m->slab) return hn_errf(err, HN_ENOMEM, "out of memory for %zu parameters", total);
-    m->n_params = total;
-    float *p = m->slab;
-    for (int i = 0; i < m->n_param_tensors; i++) {
-        m->params[i].data = p;
-        p += m->params[i].numel;
-    }
-    int k = 0;
-    m->w.tok_emb = m->params[k++].data;
-    for (int l = 0; l < L; l++) {
-        layer_weights *lw = &m->w.layers[l];
-        float **dst[9] = {&lw->attn_norm, &lw->wq, &lw->wk, &lw->wv, &lw->wo,
-                          &lw->ffn_norm, &lw->w_gate, &lw->w_up, &lw->w_down};
-        for (int j = 0; j < 9; j++) *dst[j] = m->params[k++].data;
-    }
-    m->w.final_norm = m->params[k++].data;
-    m->w.lm_head = c->tied_embeddings ? m->w.tok_emb : m->params[k++].data;
-    return HN_OK;
-}
+static hn_status gguf_load_into(const gguf_file *f, const char *name, float *dst, int64_t rows,
+                                int64_t cols, hn_err *err);
 
 hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err) {
     *out = NULL;
@@ -81,7 +26,8 @@ hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err) {
     hn_model *m = calloc(1, sizeof *m);
     if (!m) return hn_errf(err, HN_ENOMEM, "out of memory");
     m->cfg = *cfg;
-    s = build_params(m, err);
+    s = model_build_params(m, err);
+    if (s == HN_OK) s = model_rope_freqs_init(m, err);
     if (s != HN_OK) {
         model_free(m);
         return s;
@@ -120,6 +66,8 @@ static hn_status check_config(const model_config *c, const char *path, hn_err *e
         return hn_errf(err, HN_EFORMAT, "%s: %d attention heads not a multiple of %d kv heads",
                        path, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) return hn_errf(err, HN_EFORMAT, "%s: odd head_dim %d", path, c->head_dim);
+    if (c->arch == ARCH_GPT2 && (c->n_kv_heads != c->n_heads || c->head_dim * c->n_heads != c->dim))
+        return hn_errf(err, HN_EFORMAT, "%s: GPT-2 needs head_dim * heads == hidden size", path);
     return HN_OK;
 }
 
@@ -139,32 +87,59 @@ static double gguf_float_or(const gguf_file *f, const char *arch, const char *ke
     return gguf_get_float(f, k, &v, NULL) == HN_OK ? v : dflt;
 }
 
+static hn_status gguf_read_rope_scaling(const gguf_file *f, const char *arch, model_config *c,
+                                        hn_err *err) {
+    char k[160];
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    gguf_str t;
+    if (gguf_get_str(f, k, &t, NULL) != HN_OK) return HN_OK;
+    if ((t.len == 4 && !memcmp(t.p, "none", 4)) ||
+        gguf_float_or(f, arch, "rope.scaling.factor", 1.0) == 1.0)
+        return HN_OK;
+    (void)c;
+    return hn_errf(err, HN_EUNSUPPORTED, "%s: RoPE scaling '%.*s' is not supported (llama3 "
+                   "frequency factors are)", gguf_path(f), (int)(t.len > 32 ? 32 : t.len), t.p);
+}
+
+/* Llama 3.1+ GGUFs carry the llama3 RoPE scaling as per-frequency divisors. */
+static hn_status gguf_load_rope_freqs(hn_model *m, const gguf_file *f, hn_err *err) {
+    if (!gguf_find_tensor(f, "rope_freqs.weight")) return HN_OK;
+    m->rope_freqs = malloc(sizeof(float) * (size_t)(m->cfg.head_dim / 2));
+    if (!m->rope_freqs) return hn_errf(err, HN_ENOMEM, "out of memory");
+    return gguf_load_into(f, "rope_freqs.weight", m->rope_freqs, m->cfg.head_dim / 2, 0, err);
+}
+
 static hn_status gguf_read_config(const gguf_file *f, model_config *c, hn_err *err) {
     gguf_str a;
     if (gguf_get_str(f, "general.architecture", &a, err) != HN_OK)
         return hn_errf(err, HN_EFORMAT, "%s: missing general.architecture", gguf_path(f));
     char arch[64];
     snprintf(arch, sizeof arch, "%.*s", (int)(a.len < 63 ? a.len : 63), a.p);
-    if (strcmp(arch, "llama"))
-        return hn_errf(err, HN_EUNSUPPORTED, "%s: architecture '%s' is not supported yet (llama is)",
-                       gguf_path(f), arch);
-    c->arch = ARCH_LLAMA;
+    c->arch = ARCH_N;
+    for (int i = 0; i < ARCH_N; i++)
+        if (!strcmp(arch, model_arch_name((model_arch)i))) c->arch = (model_arch)i;
+    if (c->arch == ARCH_N)
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: architecture '%s' is not supported (llama, "
+                       "qwen2, qwen3 and gpt2 are)", gguf_path(f), arch);
+    bool gpt2 = c->arch == ARCH_GPT2;
     c->dim = (int)gguf_int_or(f, arch, "embedding_length", 0);
-    c->hidden_dim = (int)gguf_int_or(f, arch, "feed_forward_length", 0);
+    c->hidden_dim = (int)gguf_int_or(f, arch, "feed_forward_length", gpt2 ? 4 * c->dim : 0);
     c->n_layers = (int)gguf_int_or(f, arch, "block_count", 0);
     c->n_heads = (int)gguf_int_or(f, arch, "attention.head_count", 0);
     c->n_kv_heads = (int)gguf_int_or(f, arch, "attention.head_count_kv", c->n_heads);
     c->head_dim = (int)gguf_int_or(f, arch, "attention.key_length",
                                    c->n_heads ? c->dim / c->n_heads : 0);
     c->max_seq_len = (int)gguf_int_or(f, arch, "context_length", 2048);
-    c->norm_eps = (float)gguf_float_or(f, arch, "attention.layer_norm_rms_epsilon", 1e-5);
+    c->norm_eps = (float)gguf_float_or(f, arch, gpt2 ? "attention.layer_norm_epsilon"
+                                                     : "attention.layer_norm_rms_epsilon",
+                                       gpt2 ? 1e-5 : 1e-6);
     c->rope_theta = (float)gguf_float_or(f, arch, "rope.freq_base", 10000.0);
     const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
     if (!emb || emb->n_dims != 2)
         return hn_errf(err, HN_EFORMAT, "%s: missing tensor token_embd.weight", gguf_path(f));
     c->vocab_size = (int)emb->ne[1];
     c->tied_embeddings = gguf_find_tensor(f, "output.weight") == NULL;
-    return HN_OK;
+    return gguf_read_rope_scaling(f, arch, c, err);
 }
 
 /* Loads one tensor into dst, checking its shape (rows, cols; cols 0 = vector). */
@@ -181,43 +156,36 @@ static hn_status gguf_load_into(const gguf_file *f, const char *name, float *dst
     return gguf_tensor_to_f32(f, t, dst, err);
 }
 
-/* GGUF stores q/k rows per head in adjacent-pair order; HF's rotate-half order
- * has row j <- 2j and row hd/2+j <- 2j+1 within each head. */
-static hn_status unpermute_heads(float *w, int n_heads, int hd, int cols, hn_err *err) {
-    size_t head = (size_t)hd * cols;
-    float *tmp = malloc(head * sizeof(float));
-    if (!tmp) return hn_errf(err, HN_ENOMEM, "out of memory");
-    for (int h = 0; h < n_heads; h++) {
-        float *base = w + h * head;
-        for (int j = 0; j < hd / 2; j++) {
-            memcpy(tmp + (size_t)j * cols, base + (size_t)(2 * j) * cols, cols * sizeof(float));
-            memcpy(tmp + (size_t)(hd / 2 + j) * cols, base + (size_t)(2 * j + 1) * cols,
-                   cols * sizeof(float));
-        }
-        memcpy(base, tmp, head * sizeof(float));
-    }
-    free(tmp);
+/* One parameter from its GGUF tensor, converted to hone's (HF) layout. */
+static hn_status gguf_load_param(const hn_model *m, const gguf_file *f, const model_param *p,
+                                 float *tmp, hn_err *err) {
+    char name[96];
+    gguf_layout lay;
+    if (!model_param_gguf_name(m, p, name, sizeof name, &lay))
+        return hn_errf(err, HN_ESTATE, "no GGUF name for %s", p->name);
+    if (lay == GGUF_LAYOUT_SAME) return gguf_load_into(f, name, p->data, p->shape[0], p->shape[1], err);
+    bool tr = lay == GGUF_LAYOUT_TRANSPOSE;
+    int64_t rows = tr ? p->shape[1] : p->shape[0], cols = tr ? p->shape[0] : p->shape[1];
+    hn_status s = gguf_load_into(f, name, tmp, rows, cols, err);
+    if (s != HN_OK) return s;
+    const model_config *c = &m->cfg;
+    if (tr) model_transpose(p->data, tmp, rows, cols);
+    else
+        model_unpermute_heads(p->data, tmp, lay == GGUF_LAYOUT_PERMUTE_Q ? c->n_heads : c->n_kv_heads,
+                              c->head_dim, (int)cols);
     return HN_OK;
 }
 
 static hn_status gguf_load_weights(hn_model *m, const gguf_file *f, hn_err *err) {
-    static const char *gname[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                                   "ffn_norm",  "ffn_gate", "ffn_up", "ffn_down"};
-    const model_config *c = &m->cfg;
-    hn_status s = gguf_load_into(f, "token_embd.weight", m->w.tok_emb, c->vocab_size, c->dim, err);
-    for (int l = 0; s == HN_OK && l < c->n_layers; l++)
-        for (int j = 0; s == HN_OK && j < 9; j++) {
-            const model_param *p = &m->params[1 + l * 9 + j];
-            char name[96];
-            snprintf(name, sizeof name, "blk.%d.%s.weight", l, gname[j]);
-            s = gguf_load_into(f, name, p->data, p->shape[0], p->shape[1], err);
-            if (s == HN_OK && j == 1) s = unpermute_heads(p->data, c->n_heads, c->head_dim, c->dim, err);
-            if (s == HN_OK && j == 2)
-                s = unpermute_heads(p->data, c->n_kv_heads, c->head_dim, c->dim, err);
-        }
-    if (s == HN_OK) s = gguf_load_into(f, "output_norm.weight", m->w.final_norm, c->dim, 0, err);
-    if (s == HN_OK && !c->tied_embeddings)
-        s = gguf_load_into(f, "output.weight", m->w.lm_head, c->vocab_size, c->dim, err);
+    size_t biggest = 0;
+    for (int i = 0; i < m->n_param_tensors; i++)
+        if (m->params[i].numel > biggest && m->params[i].n_dims == 2) biggest = m->params[i].numel;
+    float *tmp = malloc((biggest ? biggest : 1) * sizeof(float));
+    if (!tmp) return hn_errf(err, HN_ENOMEM, "out of memory");
+    hn_status s = HN_OK;
+    for (int i = 0; s == HN_OK && i < m->n_param_tensors; i++)
+        s = gguf_load_param(m, f, &m->params[i], tmp, err);
+    free(tmp);
     return s;
 }
 
@@ -234,11 +202,40 @@ static hn_status load_gguf(hn_model *m, const char *path, hn_err *err) {
     s = gguf_read_config(f, &m->cfg, err);
     if (s == HN_OK) s = check_config(&m->cfg, path, err);
     if (s == HN_OK) s = tok_from_gguf(f, &m->tok, err);
-    if (s == HN_OK) s = build_params(m, err);
+    if (s == HN_OK) s = model_build_params(m, err);
     if (s == HN_OK) s = gguf_load_weights(m, f, err);
+    if (s == HN_OK) s = gguf_load_rope_freqs(m, f, err);
     if (s == HN_OK) m->chat_template = gguf_chat_template(f);
     gguf_close(f);
     return s;
+}
+
+/* ---- RoPE frequencies ---- */
+
+/* HF's llama3 rule: long wavelengths are divided by factor, short ones kept,
+ * the band between interpolated smoothly. Stored as divisors (llama.cpp's
+ * rope_freqs) so that both sources feed the same table builder. */
+hn_status model_rope_freqs_init(hn_model *m, hn_err *err) {
+    const rope_scaling *r = &m->cfg.rope_scale;
+    if (!r->llama3) return HN_OK;
+    int half = m->cfg.head_dim / 2;
+    free(m->rope_freqs);
+    m->rope_freqs = malloc(sizeof(float) * (size_t)half);
+    if (!m->rope_freqs) return hn_errf(err, HN_ENOMEM, "out of memory");
+    double low_wl = r->original_max_pos / r->low_freq_factor;
+    double high_wl = r->original_max_pos / r->high_freq_factor;
+    for (int i = 0; i < half; i++) {
+        double inv = pow(m->cfg.rope_theta, -2.0 * i / m->cfg.head_dim);
+        double wl = 2 * M_PI / inv, scaled = inv;
+        if (wl > low_wl) scaled = inv / r->factor;
+        else if (wl >= high_wl) {
+            double smooth = (r->original_max_pos / wl - r->low_freq_factor) /
+                            (r->high_freq_factor - r->low_freq_factor);
+            scaled = (1 - smooth) * inv / r->factor + smooth * inv;
+        }
+        m->rope_freqs[i] = (float)(inv / scaled);
+    }
+    return HN_OK;
 }
 
 /* ---- Hugging Face directory ---- */
@@ -266,6 +263,83 @@ static hn_status load_json(const char *path, json_t **out, hn_err *err) {
     return HN_OK;
 }
 
+/* rope_scaling / rope_parameters: none, "default", or "llama3". */
+static hn_status hf_rope_scaling(json_t *j, model_config *c, const char *path, hn_err *err) {
+    json_t *rs = json_object_get(j, "rope_scaling");
+    json_t *rp = json_object_get(j, "rope_parameters"); /* transformers >= 4.56 */
+    if (json_is_object(rp)) {
+        c->rope_theta = (float)json_num(rp, "rope_theta", c->rope_theta);
+        if (!json_is_object(rs)) rs = rp;
+    }
+    if (!json_is_object(rs)) return HN_OK;
+    const char *type = json_string_value(json_object_get(rs, "rope_type"));
+    if (!type) type = json_string_value(json_object_get(rs, "type"));
+    if (!type || !strcmp(type, "default")) return HN_OK;
+    if (strcmp(type, "llama3"))
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: rope_scaling type '%s' is not supported "
+                       "(llama3 is)", path, type);
+    rope_scaling *r = &c->rope_scale;
+    r->llama3 = true;
+    r->factor = (float)json_num(rs, "factor", 8.0);
+    r->low_freq_factor = (float)json_num(rs, "low_freq_factor", 1.0);
+    r->high_freq_factor = (float)json_num(rs, "high_freq_factor", 4.0);
+    r->original_max_pos = json_int(rs, "original_max_position_embeddings", 8192);
+    if (r->factor <= 0 || r->high_freq_factor <= r->low_freq_factor || r->original_max_pos <= 0)
+        return hn_errf(err, HN_EFORMAT, "%s: rope_scaling: inconsistent llama3 parameters", path);
+    return HN_OK;
+}
+
+static hn_status hf_gpt2_config(json_t *j, model_config *c, const char *path, hn_err *err) {
+    c->arch = ARCH_GPT2;
+    c->dim = json_int(j, "n_embd", 0);
+    c->n_layers = json_int(j, "n_layer", 0);
+    c->n_heads = c->n_kv_heads = json_int(j, "n_head", 0);
+    c->head_dim = c->n_heads ? c->dim / c->n_heads : 0;
+    c->hidden_dim = json_int(j, "n_inner", 4 * c->dim);
+    c->vocab_size = json_int(j, "vocab_size", 0);
+    c->max_seq_len = json_int(j, "n_positions", 1024);
+    c->norm_eps = (float)json_num(j, "layer_norm_epsilon", 1e-5);
+    c->tied_embeddings = true;
+    const char *act = json_string_value(json_object_get(j, "activation_function"));
+    if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: activation_function '%s' is not supported "
+                       "(gelu_new is)", path, act);
+    if (json_is_true(json_object_get(j, "scale_attn_by_inverse_layer_idx")) ||
+        json_is_true(json_object_get(j, "reorder_and_upcast_attn")) ||
+        json_is_false(json_object_get(j, "scale_attn_weights")))
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: GPT-2 attention scaling variants are not "
+                       "supported", path);
+    return HN_OK;
+}
+
+/* Llama, Mistral, Qwen2, Qwen3 share the config keys. */
+static hn_status hf_llama_config(json_t *j, const char *mt, model_config *c, const char *path,
+                                 hn_err *err) {
+    c->arch = !strcmp(mt, "qwen2") ? ARCH_QWEN2 : !strcmp(mt, "qwen3") ? ARCH_QWEN3 : ARCH_LLAMA;
+    c->dim = json_int(j, "hidden_size", 0);
+    c->hidden_dim = json_int(j, "intermediate_size", 0);
+    c->n_layers = json_int(j, "num_hidden_layers", 0);
+    c->n_heads = json_int(j, "num_attention_heads", 0);
+    c->n_kv_heads = json_int(j, "num_key_value_heads", c->n_heads);
+    json_t *hd = json_object_get(j, "head_dim");
+    c->head_dim = json_is_integer(hd) ? (int)json_integer_value(hd)
+                                      : c->n_heads ? c->dim / c->n_heads : 0;
+    c->vocab_size = json_int(j, "vocab_size", 0);
+    c->max_seq_len = json_int(j, "max_position_embeddings", 2048);
+    c->norm_eps = (float)json_num(j, "rms_norm_eps", 1e-6);
+    c->rope_theta = (float)json_num(j, "rope_theta", 10000.0);
+    c->tied_embeddings = json_is_true(json_object_get(j, "tie_word_embeddings"));
+    const char *act = json_string_value(json_object_get(j, "hidden_act"));
+    if (act && strcmp(act, "silu"))
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: hidden_act '%s' is not supported (silu is)",
+                       path, act);
+    if (c->arch != ARCH_QWEN2 && json_is_true(json_object_get(j, "attention_bias")))
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: attention_bias is not supported for %s", path, mt);
+    if (json_is_true(json_object_get(j, "use_sliding_window")))
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: sliding-window attention is not supported", path);
+    return hf_rope_scaling(j, c, path, err);
+}
+
 static hn_status hf_read_config(const char *dir, model_config *c, hn_err *err) {
     char path[4096];
     hn_path_join(path, sizeof path, dir, "config.json");
@@ -273,27 +347,14 @@ static hn_status hf_read_config(const char *dir, model_config *c, hn_err *err) {
     hn_status s = load_json(path, &j, err);
     if (s != HN_OK) return s;
     const char *mt = json_string_value(json_object_get(j, "model_type"));
-    if (!mt || (strcmp(mt, "llama") && strcmp(mt, "mistral"))) {
-        s = hn_errf(err, HN_EUNSUPPORTED, "%s: model_type '%s' is not supported yet (llama is)",
-                    path, mt ? mt : "(missing)");
-        json_decref(j);
-        return s;
-    }
-    c->arch = ARCH_LLAMA;
-    c->dim = json_int(j, "hidden_size", 0);
-    c->hidden_dim = json_int(j, "intermediate_size", 0);
-    c->n_layers = json_int(j, "num_hidden_layers", 0);
-    c->n_heads = json_int(j, "num_attention_heads", 0);
-    c->n_kv_heads = json_int(j, "num_key_value_heads", c->n_heads);
-    c->head_dim = json_int(j, "head_dim", c->n_heads ? c->dim / c->n_heads : 0);
-    c->vocab_size = json_int(j, "vocab_size", 0);
-    c->max_seq_len = json_int(j, "max_position_embeddings", 2048);
-    c->norm_eps = (float)json_num(j, "rms_norm_eps", 1e-6);
-    c->rope_theta = (float)json_num(j, "rope_theta", 10000.0);
-    c->tied_embeddings = json_is_true(json_object_get(j, "tie_word_embeddings"));
-    json_t *rs = json_object_get(j, "rope_scaling");
-    if (rs && !json_is_null(rs))
-        s = hn_errf(err, HN_EUNSUPPORTED, "%s: rope_scaling is not supported yet", path);
+    if (!mt) s = hn_errf(err, HN_EFORMAT, "%s: no model_type", path);
+    else if (!strcmp(mt, "gpt2")) s = hf_gpt2_config(j, c, path, err);
+    else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") ||
+             !strcmp(mt, "qwen3"))
+        s = hf_llama_config(j, mt, c, path, err);
+    else
+        s = hn_errf(err, HN_EUNSUPPORTED, "%s: model_type '%s' is not supported (llama, mistral, "
+                    "qwen2, qwen3 and gpt2 are)", path, mt);
     json_decref(j);
     return s;
 }
@@ -305,6 +366,8 @@ static hn_status hf_load_weights(hn_model *m, const char *dir, hn_err *err) {
     for (int i = 0; s == HN_OK && i < m->n_param_tensors; i++) {
         const model_param *p = &m->params[i];
         const st_tensor *t = st_find(st, p->name);
+        /* GPT2Model checkpoints (the hub's gpt2) have no "transformer." prefix */
+        if (!t && !strncmp(p->name, "transformer.", 12)) t = st_find(st, p->name + 12);
         if (!t) {
             s = hn_errf(err, HN_EFORMAT, "%s: missing tensor '%s'", dir, p->name);
             break;
@@ -342,12 +405,14 @@ static hn_status hf_load_tok(const char *dir, tok **out, hn_err *err) {
     return tok_from_hf_json(path, out, err);
 }
 
-static hn_status load_hf(hn_model *m, const char *dir, hn_err *err) {
+static hn_status load_hf(hn_model *m, const char *dir, unsigned flags, hn_err *err) {
     hn_status s = hf_read_config(dir, &m->cfg, err);
     if (s == HN_OK) s = check_config(&m->cfg, dir, err);
     if (s == HN_OK) s = hf_load_tok(dir, &m->tok, err);
-    if (s == HN_OK) s = build_params(m, err);
+    if (s == HN_ENOTFOUND && (flags & MODEL_LOAD_TOKENIZER_OPTIONAL)) s = HN_OK;
+    if (s == HN_OK) s = model_build_params(m, err);
     if (s == HN_OK) s = hf_load_weights(m, dir, err);
+    if (s == HN_OK) s = model_rope_freqs_init(m, err);
     if (s == HN_OK) m->chat_template = hf_chat_template(dir);
     return s;
 }
@@ -364,14 +429,18 @@ static void set_name(hn_model *m, const char *path) {
 }
 
 hn_status model_load(const char *path, hn_model **out, hn_err *err) {
+    return model_load_ex(path, 0, out, err);
+}
+
+hn_status model_load_ex(const char *path, unsigned flags, hn_model **out, hn_err *err) {
     *out = NULL;
     hn_model *m = calloc(1, sizeof *m);
     if (!m) return hn_errf(err, HN_ENOMEM, "out of memory");
     hn_status s;
-    if (hn_path_is_dir(path)) s = load_hf(m, path, err);
+    if (hn_path_is_dir(path)) s = load_hf(m, path, flags, err);
     else if (hn_path_exists(path)) s = load_gguf(m, path, err);
     else s = hn_errf(err, HN_ENOTFOUND, "%s: no such model file or directory", path);
-    if (s == HN_OK && tok_vocab_size(m->tok) > m->cfg.vocab_size)
+    if (s == HN_OK && m->tok && tok_vocab_size(m->tok) > m->cfg.vocab_size)
         s = hn_errf(err, HN_EFORMAT, "%s: tokenizer has %d tokens but the model only %d", path,
                     tok_vocab_size(m->tok), m->cfg.vocab_size);
     if (s != HN_OK) {
@@ -390,6 +459,7 @@ void model_free(hn_model *m) {
     free(m->params);
     free(m->w.layers);
     free(m->chat_template);
+    free(m->rope_freqs);
     free(m);
 }
 

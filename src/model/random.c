@@ -1,4 +1,4 @@
-/* random.c — a Llama model with random weights built in memory, for tests
+/* random.c — a model (any architecture) with random weights built in memory, for tests
  * (finite-difference gradient checks, packing equivalence) that need small,
  * arbitrary shapes no checkpoint on disk has. The parameter table is
  * model_alloc's (HF order), so gradient slabs and views work unchanged.
@@ -16,20 +16,23 @@ hn_status model_create_random(const model_config *cfg, uint64_t seed, hn_model *
                               hn_err *err) {
     *out = NULL;
     model_config c = *cfg;
-    c.arch = ARCH_LLAMA;
     snprintf(c.name, sizeof c.name, "random-%llu", (unsigned long long)seed);
     hn_model *m;
     hn_status s = model_alloc(&c, &m, err);
     if (s != HN_OK) return s;
-    /* norms ~ 1 +- 0.2, matrices uniform with std ~ 1/sqrt(fan_in), embeddings ~ 1 */
+    /* norm weights ~ 1 +- 0.2, biases ~ 0 +- 0.2, matrices uniform with std
+     * ~ 1/sqrt(fan_in), embeddings ~ 1 */
     hn_rng rng;
     hn_rng_seed(&rng, seed);
+    bool conv = model_arch_traits(c.arch).conv1d;
     for (int i = 0; i < m->n_param_tensors; i++) {
         model_param *mp = &m->params[i];
-        bool norm = mp->n_dims == 1, emb = i == 0;
-        float bound = norm ? 0.2f : emb ? 1.0f : sqrtf(3.0f / (float)mp->shape[1]);
+        bool vec = mp->n_dims == 1, bias = vec && strstr(mp->name, ".bias");
+        bool emb = mp->data == m->w.tok_emb || mp->data == m->w.pos_emb;
+        int64_t fan_in = conv ? mp->shape[0] : mp->shape[1];
+        float bound = vec ? 0.2f : emb ? 1.0f : sqrtf(3.0f / (float)fan_in);
         for (size_t k = 0; k < mp->numel; k++)
-            mp->data[k] = (norm ? 1.0f : 0.0f) + (2.0f * hn_rng_uniform(&rng) - 1.0f) * bound;
+            mp->data[k] = (vec && !bias ? 1.0f : 0.0f) + (2.0f * hn_rng_uniform(&rng) - 1.0f) * bound;
     }
     snprintf(m->path, sizeof m->path, "(random)");
     *out = m;

@@ -1,7 +1,6 @@
 /* test_ops_grad.c — finite-difference checks of every backward pass on random
  * inputs: RMSNorm, RoPE, SwiGLU, attention (MHA, GQA, and a packed segment
- * mask), cross-entropy, and a whole tiny random Llama (2 layers, tied and
- * untied classifier, one packed row) for full fine-tuning and LoRA gradients.
+ * mask), cross-entropy. (Whole models: test_model_grad.c.)
  *
  * Each check is L = sum(out * R) for a fixed random R (so dL/dout = R), the
  * analytic gradient from the _backward kernel, and a central difference
@@ -30,28 +29,7 @@ static double dot(const float *a, const float *b, size_t n) {
     return s;
 }
 
-/* A perturbable input: FD of loss() w.r.t. x[0..n) against ana[0..n). */
-typedef double (*loss_fn)(void *ctx);
-
-static double fd_check(const char *what, float *x, const float *ana, size_t n, loss_fn f,
-                       void *ctx, float eps, double tol) {
-    double num_max = 0, err_max = 0;
-    for (size_t i = 0; i < n; i++) {
-        float x0 = x[i];
-        x[i] = x0 + eps;
-        double lp = f(ctx);
-        x[i] = x0 - eps;
-        double lm = f(ctx);
-        x[i] = x0;
-        double num = (lp - lm) / (2.0 * eps);
-        num_max = fmax(num_max, fabs(num));
-        err_max = fmax(err_max, fabs(num - ana[i]));
-    }
-    double rel = num_max > 0 ? err_max / num_max : err_max;
-    CHECK(rel < tol, "%s: relative error %.3g (max |grad| %.3g)", what, rel, num_max);
-    if (getenv("HONE_TEST_VERBOSE")) printf("  %-40s rel %.2e  max|g| %.2e\n", what, rel, num_max);
-    return rel;
-}
+#define fd_check test_fd_check
 
 /* ---- RMSNorm ---- */
 
@@ -219,108 +197,6 @@ static void check_xent(void) {
     free(c.logits), free(c.tmp), free(c.loss), free(c.scale), free(c.tgt), free(g);
 }
 
-/* ---- a whole tiny random Llama ---- */
-
-typedef struct model_ctx {
-    hn_model *m;
-    lora_set *lo;
-    llama_acts *a;
-    int32_t *ids, *tgt;
-    float *w, norm;
-} model_ctx;
-
-static void set_rows(llama_acts *a) {
-    /* row 0 packs two examples (positions restart, own segment); row 1 is one */
-    for (int b = 0; b < a->B; b++)
-        for (int t = 0; t < a->T; t++) {
-            int i = b * a->T + t, half = a->T / 2;
-            a->seg[i] = b == 0 && t >= half ? 1 : 0;
-            a->pos[i] = b == 0 && t >= half ? t - half : t;
-        }
-}
-
-static double model_loss(void *p) {
-    model_ctx *c = p;
-    llama_loss_stats st;
-    llama_forward(c->m, c->lo, c->a, c->ids);
-    llama_loss_backward(c->m, c->lo, c->a, c->ids, c->tgt, c->w, c->norm, NULL, NULL, &st);
-    return st.loss_sum * c->norm;
-}
-
-static void check_model(const char *name, bool tied, int Hq, int Hkv) {
-    model_config cfg = {.dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = Hq,
-                        .n_kv_heads = Hkv, .head_dim = 4, .vocab_size = 40, .max_seq_len = 32,
-                        .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tied_embeddings = tied};
-    hn_err err = {0};
-    model_ctx c = {0};
-    CHECK(model_create_random(&cfg, 7, &c.m, &err) == HN_OK, "%s", err.msg);
-    if (!c.m) return;
-    const int B = 2, T = 8, N = B * T, rank = 4;
-    CHECK(llama_acts_create(c.m, B, T, rank, &c.a, &err) == HN_OK, "%s", err.msg);
-    set_rows(c.a);
-    c.ids = malloc(N * 4), c.tgt = malloc(N * 4), c.w = malloc(N * 4);
-    double sw = 0;
-    for (int i = 0; i < N; i++) {
-        c.ids[i] = (int32_t)hn_rng_below(&rng, (uint32_t)cfg.vocab_size);
-        c.tgt[i] = (int32_t)hn_rng_below(&rng, (uint32_t)cfg.vocab_size);
-        c.w[i] = i % 5 == 0 ? 0.0f : i % 7 == 0 ? 0.5f : 1.0f;
-        sw += c.w[i];
-    }
-    c.norm = (float)(1.0 / sw);
-
-    /* full fine-tuning: every parameter tensor */
-    float *grads = calloc(c.m->n_params, 4);
-    llama_loss_stats st;
-    llama_forward(c.m, NULL, c.a, c.ids);
-    llama_loss_backward(c.m, NULL, c.a, c.ids, c.tgt, c.w, c.norm, grads, NULL, &st);
-    double worst = 0;
-    for (int i = 0; i < c.m->n_param_tensors; i++) {
-        model_param *p = &c.m->params[i];
-        char what[160];
-        snprintf(what, sizeof what, "%s full %s", name, p->name);
-        worst = fmax(worst, fd_check(what, p->data, grads + (p->data - c.m->slab), p->numel,
-                                     model_loss, &c, 1e-2f, 5e-3));
-    }
-    printf("model %s: %d full gradients, worst relative error %.2e\n", name,
-           c.m->n_param_tensors, worst);
-    free(grads);
-
-    /* LoRA on all targets, with non-zero B so dA is exercised */
-    lora_set *lg = NULL;
-    unsigned all = (1u << LORA_N_TARGETS) - 1;
-    CHECK(lora_create(c.m, rank, 8.0f, all, &rng, &c.lo, &err) == HN_OK, "%s", err.msg);
-    CHECK(lora_create(c.m, rank, 8.0f, all, NULL, &lg, &err) == HN_OK, "%s", err.msg);
-    if (c.lo && lg) {
-        for (int l = 0; l < cfg.n_layers; l++)
-            for (int t = 0; t < LORA_N_TARGETS; t++) {
-                lora_pair *lp = &c.lo->pairs[l][t];
-                fill(lp->B, (size_t)lp->out * rank, -0.3f, 0.3f);
-            }
-        llama_forward(c.m, c.lo, c.a, c.ids);
-        llama_loss_backward(c.m, c.lo, c.a, c.ids, c.tgt, c.w, c.norm, NULL, lg, &st);
-        worst = 0;
-        int count = 0;
-        for (int l = 0; l < cfg.n_layers; l++)
-            for (int t = 0; t < LORA_N_TARGETS; t++)
-                for (int ab = 0; ab < 2; ab++) {
-                    lora_pair *lp = &c.lo->pairs[l][t], *gp = &lg->pairs[l][t];
-                    size_t n = (size_t)rank * (ab ? lp->out : lp->in);
-                    char what[160];
-                    snprintf(what, sizeof what, "%s lora layer %d %s %c", name, l,
-                             lora_target_name(t), "AB"[ab]);
-                    worst = fmax(worst, fd_check(what, ab ? lp->B : lp->A, ab ? gp->B : gp->A, n,
-                                                 model_loss, &c, 1e-2f, 5e-3));
-                    count++;
-                }
-        printf("model %s: %d LoRA gradients, worst relative error %.2e\n", name, count, worst);
-    }
-    lora_free(c.lo);
-    lora_free(lg);
-    llama_acts_free(c.a);
-    model_free(c.m);
-    free(c.ids), free(c.tgt), free(c.w);
-}
-
 int main(void) {
     hn_rng_seed(&rng, 1234);
     check_rmsnorm();
@@ -331,7 +207,5 @@ int main(void) {
     static const int32_t seg[7] = {0, 0, 0, 1, 1, 2, 2};
     check_attention("GQA packed", 7, 4, 1, 4, seg);
     check_xent();
-    check_model("untied GQA", false, 4, 2);
-    check_model("tied MHA", true, 2, 2);
     return test_finish("test_ops_grad");
 }
