@@ -38,16 +38,24 @@ static void print_tok(const char *path) {
 static void print_config(const char *path) {
     hn_err err = {0};
     hn_model *m;
-    if (model_load(path, &m, &err) != HN_OK) {
+    if (model_load_ex(path, MODEL_LOAD_TOKENIZER_OPTIONAL, &m, &err) != HN_OK) {
         printf("model: (not loadable: %s)\n", err.msg);
         return;
     }
     const model_config *c = &m->cfg;
-    printf("model: %s, llama architecture\n", c->name);
+    model_traits tr = model_arch_traits(c->arch);
+    printf("model: %s, %s architecture\n", c->name, model_arch_name(c->arch));
     printf("  dim %d, hidden %d, layers %d, heads %d, kv heads %d, head_dim %d\n", c->dim,
            c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim);
-    printf("  vocab %d, context %d, rms eps %g, rope theta %g, %s embeddings\n", c->vocab_size,
-           c->max_seq_len, c->norm_eps, c->rope_theta, c->tied_embeddings ? "tied" : "untied");
+    printf("  vocab %d, context %d, %s eps %g, ", c->vocab_size, c->max_seq_len,
+           tr.layernorm ? "LayerNorm" : "RMSNorm", c->norm_eps);
+    if (tr.rope)
+        printf("rope theta %g%s, ", c->rope_theta, c->rope_scale.llama3 ? " (llama3 scaling)" : "");
+    else
+        printf("learned positions, ");
+    printf("%s embeddings\n", c->tied_embeddings ? "tied" : "untied");
+    printf("  %s MLP%s%s%s\n", tr.gelu ? "GELU" : "SwiGLU", tr.qkv_bias ? ", q/k/v bias" : "",
+           tr.qk_norm ? ", q/k RMSNorm" : "", tr.conv1d ? ", Conv1D weights" : "");
     printf("  parameters: %zu (%.2f M)\n", m->n_params, m->n_params / 1e6);
     model_free(m);
 }

@@ -155,6 +155,16 @@ static hn_status setup_params(trainer *t, hn_err *err) {
         unsigned all;
         s = lora_parse_targets(c->lora_targets, &all, err);
         if (s != HN_OK) return s;
+        unsigned have = lora_arch_targets(t->m->cfg.arch);
+        if (all != LORA_ALL && (all & ~have)) {
+            char names[160] = "";
+            for (int k = 0; k < LORA_N_TARGETS; k++)
+                if (have >> k & 1)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                             names[0] ? ", " : "", lora_target_name(t->m->cfg.arch, k));
+            return hn_errf(err, HN_EINVAL, "--lora-targets '%s': a %s model has only %s",
+                           c->lora_targets, model_arch_name(t->m->cfg.arch), names);
+        }
         int r = c->lora_rank > 0 ? c->lora_rank : 8;
         float alpha = c->lora_alpha > 0 ? c->lora_alpha : 2.0f * r;
         s = lora_create(t->m, r, alpha, all, &rng, &t->lora, err);
