@@ -2,9 +2,10 @@
  * stories260K; TOK_SPM) and byte-level BPE (GPT-2, Llama 3, Qwen, SmolLM;
  * TOK_BPE_BYTES), behind one interface.
  *
- * A tokenizer is built from GGUF metadata (tokenizer.ggml.*) or from a Hugging
- * Face tokenizer.json. Encoding never reads past the input; invalid UTF-8 is
- * encoded through byte-fallback tokens (SPM) or byte-level pieces (BPE_BYTES). */
+ * A tokenizer is built from GGUF metadata (tokenizer.ggml.*), from a Hugging
+ * Face tokenizer.json, or from GPT-2's vocab.json + merges.txt. Encoding never
+ * reads past the input; invalid UTF-8 is encoded through byte-fallback tokens
+ * (SPM) or byte-level pieces (BPE_BYTES). */
 #ifndef HN_TOK_H
 #define HN_TOK_H
 
@@ -23,6 +24,14 @@ typedef struct tok tok;
 hn_status tok_from_gguf(const gguf_file *f, tok **out, hn_err *err);
 /* path: a tokenizer.json file. */
 hn_status tok_from_hf_json(const char *path, tok **out, hn_err *err);
+/* GPT-2's vocab.json + merges.txt pair (byte-level BPE with GPT-2's
+ * pre-tokenizer; special tokens from a sibling tokenizer_config.json, else
+ * <|endoftext|>). Errors name the file and line. */
+hn_status tok_from_vocab_merges(const char *vocab_path, const char *merges_path, tok **out,
+                                hn_err *err);
+/* A Hugging Face model directory: its tokenizer.json, else vocab.json +
+ * merges.txt; HN_ENOTFOUND when it has neither. */
+hn_status tok_from_hf_dir(const char *dir, tok **out, hn_err *err);
 void tok_free(tok *t);
 
 tok_kind tok_get_kind(const tok *t);

@@ -6,6 +6,8 @@
 #ifndef HN_TOK_INTERNAL_H
 #define HN_TOK_INTERNAL_H
 
+#include <jansson.h>
+
 #include "tokenizer/tok.h"
 
 /* Token types, numbered as GGUF's tokenizer.ggml.token_type. */
@@ -79,6 +81,11 @@ struct tok {
     int32_t *added;       /* ids matched in text when parsing specials, longest first */
     int n_added;
 };
+
+/* tok_hf.c: builds a tok from a parsed tokenizer.json document (borrowed);
+ * path names the file in errors and locates the sibling tokenizer_config.json
+ * and special_tokens_map.json. */
+hn_status tok_hf_build(const char *path, const json_t *root, tok **out, hn_err *err);
 
 /* Allocates a tok with room for n pieces totalling text_bytes bytes (without
  * NULs); fields are zeroed, ids -1. */
