@@ -55,10 +55,13 @@ hn_status export_hf(const hn_model *m, const export_opts *o, const char *dir, hn
  * HF row j, GGUF row 2j+1 = HF row hd/2 + j. dst and src must not overlap. */
 void export_permute_heads(float *dst, const float *src, int n_heads, int hd, int cols);
 /* Adds tokenizer.ggml.* (and tokenizer.chat_template / hone.chat_template)
- * for m to w. SPM tokenizers only ("llama"). */
+ * for m to w: model "llama" for SPM tokenizers, "gpt2" + pre for byte-level
+ * BPE (HN_EUNSUPPORTED when the pre-tokenizer has no llama.cpp name). */
 hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err);
-/* A Llama-2 "legacy" tokenizer.json for an SPM tokenizer: BPE vocab, merges
- * derived from vocab + scores as transformers' SentencePieceExtractor does. */
+/* A tokenizer.json for t: for an SPM tokenizer the Llama-2 "legacy" form (BPE
+ * vocab, merges derived from vocab + scores as transformers'
+ * SentencePieceExtractor does); for byte-level BPE its normalizer, Split +
+ * ByteLevel pre-tokenizers, added tokens, vocab and merges in rank order. */
 hn_status export_tokenizer_json(const tok *t, json_t **out, hn_err *err);
 /* The merges of export_tokenizer_json as "left right" strings (in order);
  * caller frees each and the array. */

@@ -91,4 +91,33 @@ void tok_decode(const tok *t, const int32_t *ids, size_t n, hn_buf *out);
 void tok_decode_piece_ex(const tok *t, int prev, int id, bool skip_special, hn_buf *out);
 void tok_decode_ex(const tok *t, const int32_t *ids, size_t n, bool skip_special, hn_buf *out);
 
+/* --- describing a tokenizer to writers (export) --- */
+
+/* Type of id as GGUF's tokenizer.ggml.token_type numbers it: 1 normal,
+ * 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte (0 if undefined or
+ * out of range). */
+int tok_token_type(const tok *t, int id);
+
+#define TOK_MAX_SPLITS 4
+
+/* How a TOK_BPE_BYTES tokenizer cuts text before merging (tokenizer.json terms). */
+typedef struct tok_pretok {
+    bool nfc;             /* normalizer NFC */
+    int n_splits;         /* Split pre-tokenizers ("Isolated"), applied in order */
+    const char *split[TOK_MAX_SPLITS]; /* their patterns (live as long as t) */
+    bool split_literal[TOK_MAX_SPLITS]; /* pattern is a String, not a Regex */
+    bool bl_regex;        /* ByteLevel use_regex (GPT-2's regex) */
+    bool bl_prefix_space; /* ByteLevel add_prefix_space */
+    bool ignore_merges;   /* BPE ignore_merges */
+} tok_pretok;
+void tok_get_pretok(const tok *t, tok_pretok *out);
+/* llama.cpp's tokenizer.ggml.pre name for t's pre-tokenizer ("gpt-2",
+ * "qwen2", "llama-bpe", "smollm"), or NULL when it is none of them (or t is
+ * not byte-level BPE). */
+const char *tok_pre_name(const tok *t);
+/* The merges of a rank-merging tokenizer (byte-level BPE, or BPE from a
+ * tokenizer.json) as "left right" strings in rank order; caller frees each
+ * and the array. *n = 0 for a score-merging (GGUF "llama") tokenizer. */
+hn_status tok_list_merges(const tok *t, char ***out, size_t *n, hn_err *err);
+
 #endif
