@@ -1,10 +1,12 @@
 /* cmd_export.c — `hone export`: merge a fine-tune into its base model and
  * write it as GGUF (llama.cpp) or a Hugging Face safetensors directory, then
- * run the quality guard (held-out loss of adapter-on-base vs the export). */
+ * run the quality guard (held-out loss of adapter-on-base vs the export); or
+ * write a LoRA adapter alone as a llama.cpp GGUF LoRA adapter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "base/file.h"
 #include "cli/cli.h"
 #include "export/export.h"
 #include "model/lora.h"
@@ -12,13 +14,16 @@
 static const char *usage =
     "usage: hone export [--model BASE] [--adapter DIR] --format gguf|safetensors --out PATH\n"
     "                   [options]\n"
+    "       hone export [--model BASE] --adapter DIR --format gguf-adapter --out FILE.gguf\n"
     "\n"
     "  --model PATH        base model: GGUF file, HF directory or model name\n"
     "                      (default: $HONE_MODEL or the bundled stories260K)\n"
     "  --adapter DIR       fine-tune to merge: a LoRA adapter (merged in f32) or the\n"
     "                      final/ or checkpoint directory of a full fine-tune\n"
     "  --format F          gguf (one file, llama.cpp / Ollama) or safetensors (an HF\n"
-    "                      directory: transformers, vLLM) (default gguf)\n"
+    "                      directory: transformers, vLLM) (default gguf); gguf-adapter:\n"
+    "                      the LoRA adapter alone, unmerged, as a llama.cpp GGUF LoRA\n"
+    "                      adapter (llama-cli --lora FILE)\n"
     "  --dtype D           f32, f16, bf16 or q8_0 (GGUF only) (default f32)\n"
     "  --out PATH          the .gguf file or the output directory\n"
     "  --shard-mb N        safetensors: shard above N MB (default 2000)\n"
@@ -55,7 +60,8 @@ static int parse_args(int argc, char **argv, export_args *a) {
         }
         if (cli_opt(argc, argv, &i, "--format", &v, &bad)) {
             if (!export_format_parse(v, &a->o.format)) {
-                fprintf(stderr, "hone export: unknown --format '%s' (gguf or safetensors)\n", v);
+                fprintf(stderr, "hone export: unknown --format '%s' (gguf, safetensors or "
+                        "gguf-adapter)\n", v);
                 return 2;
             }
             continue;
@@ -112,7 +118,30 @@ static int report_guard(const export_args *a, const export_guard *g) {
     return a->strict ? 3 : 0;
 }
 
+/* --format gguf-adapter: the PEFT adapter in DIR, unmerged, as a GGUF adapter. */
+static int run_export_adapter(const export_args *a, const hn_model *m, hn_err *err) {
+    char cfg[4096];
+    if (!a->adapter || !hn_path_join(cfg, sizeof cfg, a->adapter, "adapter_config.json") ||
+        !hn_path_exists(cfg)) {
+        hn_errf(err, HN_EINVAL, "--format gguf-adapter needs --adapter DIR with a LoRA adapter "
+                "(adapter_config.json)%s", a->adapter ? "; a full fine-tune has none" : "");
+        return 1;
+    }
+    lora_set *l;
+    if (lora_load(m, a->adapter, &l, err) != HN_OK) return 1;
+    hn_status s = export_gguf_adapter(m, l, &a->o, a->out, err);
+    if (!s) printf("wrote %s (GGUF LoRA adapter, rank %d, alpha %g, %s, %.2f MB) for base %s\n",
+                   a->out, l->rank, (double)l->alpha, export_dtype_name(a->o.dtype),
+                   path_mb(a->out), m->cfg.name);
+    lora_free(l);
+    if (s) return 1;
+    if (a->valid) printf("quality guard: skipped (an adapter file is not a model; export with "
+                         "--format gguf to check the merged model)\n");
+    return 0;
+}
+
 static int run_export(const export_args *a, hn_model *m, hn_err *err) {
+    if (a->o.format == EXPORT_GGUF_ADAPTER) return run_export_adapter(a, m, err);
     if (a->adapter) {
         if (model_apply_finetune(m, a->adapter, err) != HN_OK) return 1;
         printf("merged %s into %s (f32)\n", a->adapter, m->cfg.name);

@@ -16,6 +16,7 @@ void export_opts_default(export_opts *o) {
 bool export_format_parse(const char *s, export_format *out) {
     if (!strcmp(s, "gguf")) *out = EXPORT_GGUF;
     else if (!strcmp(s, "safetensors") || !strcmp(s, "hf")) *out = EXPORT_SAFETENSORS;
+    else if (!strcmp(s, "gguf-adapter")) *out = EXPORT_GGUF_ADAPTER;
     else return false;
     return true;
 }

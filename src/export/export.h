@@ -1,11 +1,12 @@
 /* export.h — writing a loaded (and possibly fine-tuned) Llama-family model
  * out of hone: a llama.cpp-compatible GGUF v3 file, or a Hugging Face
- * directory (config.json, sharded safetensors, tokenizer files), plus the
- * quality guard that loads an export back and compares held-out loss.
+ * directory (config.json, sharded safetensors, tokenizer files), or a LoRA
+ * adapter alone as a llama.cpp GGUF LoRA adapter, plus the quality guard that
+ * loads an export back and compares held-out loss.
  *
  * The model is always the f32 slab of hn_model (HF layout); a LoRA adapter is
- * merged into it before export (model_apply_finetune). Nothing here prints;
- * see docs/export.md for the exact keys, names and dtypes written. */
+ * merged into it before a model export (model_apply_finetune). Nothing here
+ * prints; see docs/export.md for the exact keys, names and dtypes written. */
 #ifndef HN_EXPORT_H
 #define HN_EXPORT_H
 
@@ -17,9 +18,10 @@
 
 #include "base/err.h"
 #include "format/gguf.h"
+#include "model/lora.h"
 #include "model/model.h"
 
-typedef enum export_format { EXPORT_GGUF = 0, EXPORT_SAFETENSORS } export_format;
+typedef enum export_format { EXPORT_GGUF = 0, EXPORT_SAFETENSORS, EXPORT_GGUF_ADAPTER } export_format;
 typedef enum export_dtype { EXPORT_F32 = 0, EXPORT_F16, EXPORT_BF16, EXPORT_Q8_0 } export_dtype;
 
 typedef struct export_opts {
@@ -30,13 +32,19 @@ typedef struct export_opts {
 } export_opts;
 
 void export_opts_default(export_opts *o);
-/* "gguf" / "safetensors" (also "hf"); "f32" / "f16" / "bf16" / "q8_0". */
+/* "gguf" / "safetensors" (also "hf") / "gguf-adapter"; "f32" / "f16" / "bf16" / "q8_0". */
 bool export_format_parse(const char *s, export_format *out);
 bool export_dtype_parse(const char *s, export_dtype *out);
 const char *export_dtype_name(export_dtype d);
 
 /* Writes m as a GGUF v3 file at path (atomically). Llama only. */
 hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path, hn_err *err);
+/* Writes the LoRA adapter l (made for base m) alone as a llama.cpp GGUF LoRA
+ * adapter at path (atomically): general.type "adapter", adapter.type "lora",
+ * adapter.lora.alpha, tensors "<base GGUF name>.lora_a" / ".lora_b" with the
+ * B rows of q/k permuted as the base's q/k rows are. Llama only. */
+hn_status export_gguf_adapter(const hn_model *m, const lora_set *l, const export_opts *o,
+                              const char *path, hn_err *err);
 /* Writes m as a Hugging Face model directory (created if missing). Q8_0 is
  * refused (safetensors has no such dtype). */
 hn_status export_hf(const hn_model *m, const export_opts *o, const char *dir, hn_err *err);
@@ -47,10 +55,13 @@ hn_status export_hf(const hn_model *m, const export_opts *o, const char *dir, hn
  * HF row j, GGUF row 2j+1 = HF row hd/2 + j. dst and src must not overlap. */
 void export_permute_heads(float *dst, const float *src, int n_heads, int hd, int cols);
 /* Adds tokenizer.ggml.* (and tokenizer.chat_template / hone.chat_template)
- * for m to w. SPM tokenizers only ("llama"). */
+ * for m to w: model "llama" for SPM tokenizers, "gpt2" + pre for byte-level
+ * BPE (HN_EUNSUPPORTED when the pre-tokenizer has no llama.cpp name). */
 hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err);
-/* A Llama-2 "legacy" tokenizer.json for an SPM tokenizer: BPE vocab, merges
- * derived from vocab + scores as transformers' SentencePieceExtractor does. */
+/* A tokenizer.json for t: for an SPM tokenizer the Llama-2 "legacy" form (BPE
+ * vocab, merges derived from vocab + scores as transformers'
+ * SentencePieceExtractor does); for byte-level BPE its normalizer, Split +
+ * ByteLevel pre-tokenizers, added tokens, vocab and merges in rank order. */
 hn_status export_tokenizer_json(const tok *t, json_t **out, hn_err *err);
 /* The merges of export_tokenizer_json as "left right" strings (in order);
  * caller frees each and the array. */

@@ -2,7 +2,10 @@
  * expects it: llama.* hyper-parameters, token_embd / blk.N.* / output_norm /
  * output tensor names, q/k rows permuted back to adjacent-pair order, norm
  * vectors kept F32, matrices in the requested dtype (Q8_0 falls back to F16
- * for rows that are not a multiple of 32, as llama.cpp's converter does). */
+ * for rows that are not a multiple of 32, as llama.cpp's converter does).
+ * Also a LoRA adapter alone in llama.cpp's GGUF adapter layout (the same
+ * names with .lora_a / .lora_b, B rows of q/k permuted like the base's). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +160,14 @@ static void set_hparams(gguf_writer *w, const hn_model *m, const export_opts *o)
     gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
 }
 
+static hn_status write_file(gguf_writer *w, buf_list *bl, const char *path, hn_status s,
+                            hn_err *err) {
+    if (!s) s = gguf_writer_write(w, path, err);
+    gguf_writer_free(w);
+    buf_list_free(bl);
+    return s;
+}
+
 hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path, hn_err *err) {
     if (m->cfg.arch != ARCH_LLAMA)
         return hn_errf(err, HN_EUNSUPPORTED, "GGUF export supports the llama architecture only");
@@ -167,8 +178,66 @@ hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path,
     set_hparams(w, m, o);
     hn_status s = export_gguf_tokenizer(w, m, err);
     if (!s) s = add_tensors(w, &bl, m, o->dtype, err);
-    if (!s) s = gguf_writer_write(w, path, err);
-    gguf_writer_free(w);
-    buf_list_free(&bl);
+    return write_file(w, &bl, path, s, err);
+}
+
+/* ---- LoRA adapter alone ---- */
+
+/* GGUF names of the LoRA targets' base tensors, in enum lora_target order. */
+static const char *const target_gguf[LORA_N_TARGETS] = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+/* A (r, in) is written as is (ggml [in, r]); B (out, r) (ggml [r, out]) gets
+ * the q/k row permutation, since B's rows are the base weight's output rows:
+ * P(W + s*B*A) = P(W) + s*(P(B))*A. */
+static hn_status add_pair(gguf_writer *w, buf_list *bl, const hn_model *m, const lora_set *l,
+                          int layer, int t, export_dtype d, hn_err *err) {
+    const lora_pair *lp = &l->pairs[layer][t];
+    const model_config *c = &m->cfg;
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", layer, target_gguf[t]);
+    hn_status s = add(w, bl, name, lp->A, l->rank, lp->in, d, err);
+    snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", layer, target_gguf[t]);
+    if (!s && (t == LORA_Q || t == LORA_K))
+        s = add_qk(w, bl, name, lp->B, t == LORA_Q ? c->n_heads : c->n_kv_heads, c->head_dim,
+                   l->rank, d, err);
+    else if (!s)
+        s = add(w, bl, name, lp->B, lp->out, l->rank, d, err);
     return s;
+}
+
+static void set_adapter_meta(gguf_writer *w, const hn_model *m, const lora_set *l,
+                             const export_opts *o) {
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.type", "adapter");
+    gguf_writer_set_str(w, "general.name", o->name ? o->name : m->cfg.name);
+    gguf_writer_set_u32(w, "general.file_type", file_type(o->dtype));
+    if (o->dtype == EXPORT_Q8_0) gguf_writer_set_u32(w, "general.quantization_version", 2);
+    gguf_writer_set_u32(w, "general.base_model.count", 1);
+    gguf_writer_set_str(w, "general.base_model.0.name", m->cfg.name);
+    gguf_writer_set_str(w, "adapter.type", "lora");
+    gguf_writer_set_f32(w, "adapter.lora.alpha", l->alpha);
+    /* the same identity hone's PEFT adapters carry (adapter_config.json) */
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)model_weights_hash(m));
+    gguf_writer_set_str(w, "hone.base_weights_hash", hash);
+}
+
+hn_status export_gguf_adapter(const hn_model *m, const lora_set *l, const export_opts *o,
+                              const char *path, hn_err *err) {
+    if (m->cfg.arch != ARCH_LLAMA)
+        return hn_errf(err, HN_EUNSUPPORTED, "GGUF adapter export supports the llama "
+                       "architecture only");
+    if (l->n_layers != m->cfg.n_layers)
+        return hn_errf(err, HN_EINVAL, "adapter has %d layers, the base model %d", l->n_layers,
+                       m->cfg.n_layers);
+    gguf_writer *w = gguf_writer_create();
+    if (!w) return hn_errf(err, HN_ENOMEM, "out of memory");
+    buf_list bl = {0};
+    set_adapter_meta(w, m, l, o);
+    hn_status s = HN_OK;
+    for (int layer = 0; !s && layer < l->n_layers; layer++)
+        for (int t = 0; !s && t < LORA_N_TARGETS; t++)
+            if (l->pairs[layer][t].A) s = add_pair(w, &bl, m, l, layer, t, o->dtype, err);
+    return write_file(w, &bl, path, s, err);
 }

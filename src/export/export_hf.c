@@ -1,8 +1,8 @@
 /* export_hf.c — hn_model -> a Hugging Face model directory: config.json
  * (LlamaForCausalLM), model.safetensors or shards + model.safetensors.index.json
  * above the shard size, generation_config.json, tokenizer.json (copied from an
- * HF source, else synthesised), tokenizer_config.json (chat template, special
- * tokens) and special_tokens_map.json. */
+ * HF source, else synthesised, SPM or byte-level), tokenizer_config.json (chat
+ * template, special tokens) and special_tokens_map.json. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,9 +221,12 @@ static hn_status write_tokenizer_config(const hn_model *m, const char *dir, hn_e
         set_tok_str(j, "unk_token", t, tok_unk(t));
         set_tok_str(j, "pad_token", t, tok_pad(t));
         json_object_set_new(j, "clean_up_tokenization_spaces", json_false());
-        json_object_set_new(j, "legacy", json_true());
+        bool spm = tok_get_kind(t) == TOK_SPM;
+        if (spm) json_object_set_new(j, "legacy", json_true());
         json_object_set_new(j, "model_max_length", json_integer(m->cfg.max_seq_len));
-        json_object_set_new(j, "tokenizer_class", json_string("LlamaTokenizerFast"));
+        /* byte-level: the generic fast class reads everything from tokenizer.json */
+        json_object_set_new(j, "tokenizer_class", json_string(spm ? "LlamaTokenizerFast"
+                                                                  : "PreTrainedTokenizerFast"));
     }
     if (m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
     else json_object_set_new(j, "hone_chat_template", json_string("hone-default"));
@@ -240,13 +243,16 @@ static hn_status write_special_tokens_map(const hn_model *m, const char *dir, hn
     return write_json(dir, "special_tokens_map.json", j, err);
 }
 
+/* tokenizer.json (copied or synthesised), the configs, and the source's other
+ * tokenizer files (SentencePiece model, GPT-2's vocab.json + merges.txt). */
 static hn_status write_tokenizer(const hn_model *m, const char *dir, hn_err *err) {
     char src[4096];
     hn_status s = write_tokenizer_json(m, dir, err);
     if (!s) s = write_tokenizer_config(m, dir, err);
     if (!s) s = write_special_tokens_map(m, dir, err);
-    if (!s && source_file(m, "tokenizer.model", src, sizeof src))
-        s = copy_file(src, dir, "tokenizer.model", err);
+    static const char *const extra[] = {"tokenizer.model", "vocab.json", "merges.txt"};
+    for (int i = 0; !s && i < 3; i++)
+        if (source_file(m, extra[i], src, sizeof src)) s = copy_file(src, dir, extra[i], err);
     return s;
 }
 

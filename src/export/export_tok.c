@@ -1,8 +1,12 @@
 /* export_tok.c — the tokenizer in exported files: tokenizer.ggml.* keys for
- * GGUF, and a Llama-2 "legacy" tokenizer.json for an SPM tokenizer (merges
- * derived from vocab + scores the way transformers' SentencePieceExtractor
- * does: every split of a piece into two vocabulary pieces, ordered by the
- * piece's score, highest first, ties in (piece id, left id, right id) order). */
+ * GGUF ("llama" for SPM tokenizers, "gpt2" + tokenizer.ggml.pre for byte-level
+ * BPE), and a tokenizer.json: the Llama-2 "legacy" form for an SPM tokenizer
+ * (merges derived from vocab + scores the way transformers'
+ * SentencePieceExtractor does: every split of a piece into two vocabulary
+ * pieces, ordered by the piece's score, highest first, ties in (piece id,
+ * left id, right id) order), or the byte-level form (Split regexes +
+ * ByteLevel, the merges in rank order) rebuilt from the loaded tokenizer. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,11 +56,7 @@ static void set_id(gguf_writer *w, const char *key, int id) {
     if (id >= 0) gguf_writer_set_u32(w, key, (uint32_t)id);
 }
 
-hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err) {
-    const tok *t = m->tok;
-    if (t->kind != TOK_SPM)
-        return hn_errf(err, HN_EUNSUPPORTED, "GGUF export of byte-level BPE tokenizers is not "
-                       "supported yet (SentencePiece-style Llama tokenizers are)");
+static hn_status gguf_spm(gguf_writer *w, const tok *t, hn_err *err) {
     gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
     hn_status s = set_vocab(w, t, err);
     if (s) return s;
@@ -65,6 +65,74 @@ hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err) 
     set_id(w, "tokenizer.ggml.unknown_token_id", t->unk);
     set_id(w, "tokenizer.ggml.padding_token_id", t->pad);
     gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+    return HN_OK;
+}
+
+/* Byte-level BPE: tokens (padded with unused "[PADn]" up to the model's
+ * vocab_size, as convert_hf_to_gguf.py does, since llama.cpp sizes the
+ * embedding by the token list), token types, merges in rank order. */
+static hn_status bpe_vocab(gguf_writer *w, const tok *t, int n_vocab, hn_err *err) {
+    int n = n_vocab > t->n ? n_vocab : t->n;
+    const char **pieces = calloc((size_t)n, sizeof *pieces);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    char (*pad)[24] = n > t->n ? calloc((size_t)(n - t->n), sizeof *pad) : NULL;
+    hn_status s = HN_OK;
+    if (!pieces || !types || (n > t->n && !pad)) s = hn_errf(err, HN_ENOMEM, "out of memory");
+    for (int i = 0; !s && i < n; i++) {
+        if (i >= t->n) snprintf(pad[i - t->n], sizeof pad[0], "[PAD%d]", i);
+        pieces[i] = i < t->n ? tok_piece(t, i) : pad[i - t->n];
+        int ty = i < t->n ? tok_token_type(t, i) : TOK_T_UNUSED;
+        types[i] = ty ? ty : TOK_T_NORMAL;
+    }
+    if (!s) s = gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", pieces, (uint64_t)n);
+    if (!s) s = gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    free(pieces);
+    free(types);
+    free(pad);
+    char **merges = NULL;
+    size_t nm = 0;
+    if (!s) s = tok_list_merges(t, &merges, &nm, err);
+    if (!s) s = gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, nm);
+    for (size_t i = 0; i < nm; i++) free(merges[i]);
+    free(merges);
+    return s == HN_ENOMEM ? hn_errf(err, HN_ENOMEM, "out of memory") : s;
+}
+
+/* The end-of-turn token llama.cpp stops chat generation at, when the
+ * vocabulary has one of the usual spellings as a control token. */
+static int eot_id(const tok *t) {
+    static const char *const names[] = {"<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"};
+    for (int i = 0; i < 4; i++) {
+        int id = tok_find(t, names[i], strlen(names[i]));
+        if (id >= 0 && tok_token_type(t, id) == TOK_T_CONTROL) return id;
+    }
+    return -1;
+}
+
+static hn_status gguf_bpe(gguf_writer *w, const hn_model *m, hn_err *err) {
+    const tok *t = m->tok;
+    const char *pre = tok_pre_name(t);
+    if (!pre)
+        return hn_errf(err, HN_EUNSUPPORTED, "GGUF export: this byte-level tokenizer's "
+                       "pre-tokenizer is none of those llama.cpp knows by name (gpt-2, qwen2, "
+                       "llama-bpe, smollm; without add_prefix_space)");
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    hn_status s = bpe_vocab(w, t, m->cfg.vocab_size, err);
+    if (s) return s;
+    set_id(w, "tokenizer.ggml.bos_token_id", tok_bos(t));
+    set_id(w, "tokenizer.ggml.eos_token_id", tok_eos(t));
+    set_id(w, "tokenizer.ggml.eot_token_id", eot_id(t));
+    set_id(w, "tokenizer.ggml.unknown_token_id", tok_unk(t));
+    set_id(w, "tokenizer.ggml.padding_token_id", tok_pad(t));
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", tok_default_add_bos(t));
+    return HN_OK;
+}
+
+hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err) {
+    const tok *t = m->tok;
+    hn_status s = tok_get_kind(t) == TOK_SPM ? gguf_spm(w, t, err) : gguf_bpe(w, m, err);
+    if (s) return s;
     gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
     if (m->chat_template) gguf_writer_set_str(w, "tokenizer.chat_template", m->chat_template);
     else gguf_writer_set_str(w, "hone.chat_template", "hone-default");
@@ -219,11 +287,79 @@ static hn_status bpe_model(const tok *t, json_t **out, hn_err *err) {
     return *out ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory building tokenizer.json");
 }
 
+/* ---- tokenizer.json, byte-level ---- */
+
+/* Every control and user-defined token (byte-level added tokens). */
+static json_t *bpe_added(const tok *t) {
+    json_t *a = json_array();
+    for (int i = 0; i < t->n; i++) {
+        int ty = tok_token_type(t, i);
+        if (ty != TOK_T_CONTROL && ty != TOK_T_USER) continue;
+        json_array_append_new(a, json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", i,
+                                           "content", tok_piece(t, i), "single_word", 0,
+                                           "lstrip", 0, "rstrip", 0, "normalized", 0,
+                                           "special", ty == TOK_T_CONTROL));
+    }
+    return a;
+}
+
+static json_t *byte_level(const tok_pretok *p, bool trim) {
+    return json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space",
+                     p->bl_prefix_space, "trim_offsets", trim, "use_regex", p->bl_regex);
+}
+
+static json_t *bpe_pre_tokenizer(const tok_pretok *p) {
+    if (!p->n_splits) return byte_level(p, true);
+    json_t *list = json_array();
+    for (int i = 0; i < p->n_splits; i++)
+        json_array_append_new(list, json_pack("{s:s, s:{s:s}, s:s, s:b}", "type", "Split",
+                                              "pattern", p->split_literal[i] ? "String" : "Regex",
+                                              p->split[i], "behavior", "Isolated", "invert", 0));
+    json_array_append_new(list, byte_level(p, false));
+    return json_pack("{s:s, s:o}", "type", "Sequence", "pretokenizers", list);
+}
+
+static hn_status bpe_model_bytes(const tok *t, const tok_pretok *p, json_t **out, hn_err *err) {
+    char **merges;
+    size_t nm;
+    hn_status s = tok_list_merges(t, &merges, &nm, err);
+    if (s) return s;
+    json_t *vocab = json_object(), *jm = json_array();
+    for (int i = 0; i < t->n; i++) json_object_set_new(vocab, tok_piece(t, i), json_integer(i));
+    for (size_t i = 0; i < nm; i++) {
+        json_array_append_new(jm, json_string(merges[i]));
+        free(merges[i]);
+    }
+    free(merges);
+    *out = json_pack("{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:b, s:o, s:o}", "type", "BPE",
+                     "dropout", "unk_token", "continuing_subword_prefix", "",
+                     "end_of_word_suffix", "", "fuse_unk", 0, "byte_fallback", 0,
+                     "ignore_merges", p->ignore_merges, "vocab", vocab, "merges", jm);
+    return *out ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory building tokenizer.json");
+}
+
+/* Every piece goes into model.vocab (ids stay dense; an added token that is
+ * also in the vocabulary is what GPT-2's own file does). */
+static hn_status tokenizer_json_bytes(const tok *t, json_t **out, hn_err *err) {
+    tok_pretok p;
+    tok_get_pretok(t, &p);
+    json_t *model;
+    hn_status s = bpe_model_bytes(t, &p, &model, err);
+    if (s) return s;
+    json_t *post = tok_default_add_bos(t) ? post_processor(t) : byte_level(&p, false);
+    json_t *norm = p.nfc ? json_pack("{s:s}", "type", "NFC") : json_null();
+    json_t *dec = json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 1,
+                            "trim_offsets", 1, "use_regex", 1);
+    *out = json_pack("{s:s, s:n, s:n, s:o, s:o, s:o, s:o, s:o, s:o}", "version", "1.0",
+                     "truncation", "padding", "added_tokens", bpe_added(t), "normalizer", norm,
+                     "pre_tokenizer", bpe_pre_tokenizer(&p), "post_processor", post, "decoder",
+                     dec, "model", model);
+    return *out ? HN_OK : hn_errf(err, HN_ENOMEM, "out of memory building tokenizer.json");
+}
+
 hn_status export_tokenizer_json(const tok *t, json_t **out, hn_err *err) {
     *out = NULL;
-    if (t->kind != TOK_SPM)
-        return hn_errf(err, HN_EUNSUPPORTED, "cannot synthesise tokenizer.json for a byte-level "
-                       "BPE tokenizer (export from a model directory with tokenizer.json)");
+    if (tok_get_kind(t) == TOK_BPE_BYTES) return tokenizer_json_bytes(t, out, err);
     json_t *model;
     hn_status s = bpe_model(t, &model, err);
     if (s) return s;

@@ -2,9 +2,10 @@
  * stories260K; TOK_SPM) and byte-level BPE (GPT-2, Llama 3, Qwen, SmolLM;
  * TOK_BPE_BYTES), behind one interface.
  *
- * A tokenizer is built from GGUF metadata (tokenizer.ggml.*) or from a Hugging
- * Face tokenizer.json. Encoding never reads past the input; invalid UTF-8 is
- * encoded through byte-fallback tokens (SPM) or byte-level pieces (BPE_BYTES). */
+ * A tokenizer is built from GGUF metadata (tokenizer.ggml.*), from a Hugging
+ * Face tokenizer.json, or from GPT-2's vocab.json + merges.txt. Encoding never
+ * reads past the input; invalid UTF-8 is encoded through byte-fallback tokens
+ * (SPM) or byte-level pieces (BPE_BYTES). */
 #ifndef HN_TOK_H
 #define HN_TOK_H
 
@@ -23,6 +24,14 @@ typedef struct tok tok;
 hn_status tok_from_gguf(const gguf_file *f, tok **out, hn_err *err);
 /* path: a tokenizer.json file. */
 hn_status tok_from_hf_json(const char *path, tok **out, hn_err *err);
+/* GPT-2's vocab.json + merges.txt pair (byte-level BPE with GPT-2's
+ * pre-tokenizer; special tokens from a sibling tokenizer_config.json, else
+ * <|endoftext|>). Errors name the file and line. */
+hn_status tok_from_vocab_merges(const char *vocab_path, const char *merges_path, tok **out,
+                                hn_err *err);
+/* A Hugging Face model directory: its tokenizer.json, else vocab.json +
+ * merges.txt; HN_ENOTFOUND when it has neither. */
+hn_status tok_from_hf_dir(const char *dir, tok **out, hn_err *err);
 void tok_free(tok *t);
 
 tok_kind tok_get_kind(const tok *t);
@@ -81,5 +90,34 @@ void tok_decode(const tok *t, const int32_t *ids, size_t n, hn_buf *out);
  * and unknown tokens as their text (HF decode(skip_special_tokens=False)). */
 void tok_decode_piece_ex(const tok *t, int prev, int id, bool skip_special, hn_buf *out);
 void tok_decode_ex(const tok *t, const int32_t *ids, size_t n, bool skip_special, hn_buf *out);
+
+/* --- describing a tokenizer to writers (export) --- */
+
+/* Type of id as GGUF's tokenizer.ggml.token_type numbers it: 1 normal,
+ * 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte (0 if undefined or
+ * out of range). */
+int tok_token_type(const tok *t, int id);
+
+#define TOK_MAX_SPLITS 4
+
+/* How a TOK_BPE_BYTES tokenizer cuts text before merging (tokenizer.json terms). */
+typedef struct tok_pretok {
+    bool nfc;             /* normalizer NFC */
+    int n_splits;         /* Split pre-tokenizers ("Isolated"), applied in order */
+    const char *split[TOK_MAX_SPLITS]; /* their patterns (live as long as t) */
+    bool split_literal[TOK_MAX_SPLITS]; /* pattern is a String, not a Regex */
+    bool bl_regex;        /* ByteLevel use_regex (GPT-2's regex) */
+    bool bl_prefix_space; /* ByteLevel add_prefix_space */
+    bool ignore_merges;   /* BPE ignore_merges */
+} tok_pretok;
+void tok_get_pretok(const tok *t, tok_pretok *out);
+/* llama.cpp's tokenizer.ggml.pre name for t's pre-tokenizer ("gpt-2",
+ * "qwen2", "llama-bpe", "smollm"), or NULL when it is none of them (or t is
+ * not byte-level BPE). */
+const char *tok_pre_name(const tok *t);
+/* The merges of a rank-merging tokenizer (byte-level BPE, or BPE from a
+ * tokenizer.json) as "left right" strings in rank order; caller frees each
+ * and the array. *n = 0 for a score-merging (GGUF "llama") tokenizer. */
+hn_status tok_list_merges(const tok *t, char ***out, size_t *n, hn_err *err);
 
 #endif

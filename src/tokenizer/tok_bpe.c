@@ -67,9 +67,16 @@ hn_status tok_bpe_add_regex(tok *t, const char *pattern, size_t len, bool litera
     if (bl) {
         pcre2_code_free(t->bl_re);
         t->bl_re = re;
-    } else {
-        t->re[t->n_re++] = re;
+        return HN_OK;
     }
+    char *src = strndup(pattern, len);
+    if (!src) {
+        pcre2_code_free(re);
+        return hn_errf(err, HN_ENOMEM, "out of memory");
+    }
+    t->re_src[t->n_re] = src;
+    t->re_literal[t->n_re] = literal;
+    t->re[t->n_re++] = re;
     return HN_OK;
 }
 
@@ -109,7 +116,10 @@ hn_status tok_bpe_finish(tok *t, hn_err *err) {
 }
 
 void tok_bpe_free(tok *t) {
-    for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
+    for (int i = 0; i < t->n_re; i++) {
+        pcre2_code_free(t->re[i]);
+        free(t->re_src[i]);
+    }
     pcre2_code_free(t->bl_re);
     free(t->added);
 }

@@ -506,17 +506,23 @@ static hn_status build(hf_ctx *c, const json_t *root, tok **out) {
     return st;
 }
 
+hn_status tok_hf_build(const char *path, const json_t *root, tok **out, hn_err *err) {
+    *out = NULL;
+    hf_ctx c = {.path = path, .err = err};
+    hn_status st = build(&c, root, out);
+    if (st) {
+        tok_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 hn_status tok_from_hf_json(const char *path, tok **out, hn_err *err) {
     *out = NULL;
     json_t *root;
     hn_status st = load_json(path, &root, err);
     if (st) return st;
-    hf_ctx c = {.path = path, .err = err};
-    st = build(&c, root, out);
+    st = tok_hf_build(path, root, out, err);
     json_decref(root);
-    if (st) {
-        tok_free(*out);
-        *out = NULL;
-    }
     return st;
 }

@@ -6,6 +6,8 @@
 #ifndef HN_TOK_INTERNAL_H
 #define HN_TOK_INTERNAL_H
 
+#include <jansson.h>
+
 #include "tokenizer/tok.h"
 
 /* Token types, numbered as GGUF's tokenizer.ggml.token_type. */
@@ -44,7 +46,7 @@ typedef struct tok_merge_map {
 #define TOK_RE_LLAMA3                                                                     \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define TOK_MAX_RE 4
+#define TOK_MAX_RE TOK_MAX_SPLITS
 
 /* Output of an encode call: ids (and optionally starts) appended to caller arrays. */
 typedef struct tok_out {
@@ -66,12 +68,15 @@ struct tok {
     bool add_bos;        /* the file's default for adding BOS */
     tok_prefix prefix;
     bool use_merges;     /* HF BPE: merge by rank; else llama.cpp: merge by score */
+    bool nfc;            /* NFC-normalise text before pre-tokenizing (TOK_BPE_BYTES) */
     bool byte_fallback, fuse_unk, ignore_merges;
     int32_t byte_id[256]; /* id of "<0xXX>" or -1 */
     tok_map map;
     tok_merge_map merges;
     /* TOK_BPE_BYTES only */
     void *re[TOK_MAX_RE]; /* pcre2_code *: Split pre-tokenizers, applied in order */
+    char *re_src[TOK_MAX_RE]; /* their patterns (for exporters) */
+    bool re_literal[TOK_MAX_RE];
     int n_re;
     void *bl_re;          /* pcre2_code *: ByteLevel's own GPT-2 regex (use_regex), or NULL */
     bool bl_prefix_space; /* ByteLevel add_prefix_space */
@@ -79,6 +84,11 @@ struct tok {
     int32_t *added;       /* ids matched in text when parsing specials, longest first */
     int n_added;
 };
+
+/* tok_hf.c: builds a tok from a parsed tokenizer.json document (borrowed);
+ * path names the file in errors and locates the sibling tokenizer_config.json
+ * and special_tokens_map.json. */
+hn_status tok_hf_build(const char *path, const json_t *root, tok **out, hn_err *err);
 
 /* Allocates a tok with room for n pieces totalling text_bytes bytes (without
  * NULs); fields are zeroed, ids -1. */

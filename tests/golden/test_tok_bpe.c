@@ -1,9 +1,11 @@
 /* test_tok_bpe.c — byte-level BPE against the fixtures of Hugging Face
  * tokenizers (../shared/fixtures/tokenizers/{gpt2,qwen3}.json, 41 strings each):
  * ids with special-token parsing, ids without it, decoded text (special tokens
- * kept) and streaming decode; the GPT-2 and Qwen3 tokenizer.json files, and a
+ * kept) and streaming decode; the GPT-2 and Qwen3 tokenizer.json files, a
  * GGUF (tokenizer.ggml.model "gpt2") written from the GPT-2 vocab + merges that
- * must encode the same. */
+ * must encode the same, and GPT-2's vocab.json + merges.txt pair (with and
+ * without the "#version" line, with and without tokenizer_config.json), whose
+ * damaged copies must be refused naming the file and line. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +188,89 @@ static void check_gguf(void) {
     if (g) gguf_close(g);
 }
 
+/* ---- vocab.json + merges.txt ---- */
+
+static char *slurp(const char *rel, size_t *len) { return test_read(test_shared(rel), len); }
+
+/* A directory with GPT-2's vocab.json, merges.txt (header line if asked) and
+ * tokenizer_config.json (if asked). */
+static const char *pair_dir(const char *name, bool header, bool config) {
+    static char dirs[4][512];
+    static int k;
+    char *dir = dirs[k++ % 4], path[1024];
+    snprintf(dir, sizeof dirs[0], "%s", test_tmp_path(name));
+    snprintf(path, sizeof path, "mkdir -p '%s'", dir);
+    CHECK(system(path) == 0, "%s", path);
+    size_t n;
+    char *v = slurp("tokenizers/gpt2/vocab.json", &n);
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    test_write_file(path, v, n);
+    free(v);
+    char *m = slurp("tokenizers/gpt2/merges.txt", &n);
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    FILE *f = fopen(path, "wb");
+    if (header) fputs("#version: 0.2\n", f);
+    fwrite(m, 1, n, f);
+    fclose(f);
+    free(m);
+    if (config) {
+        char *c = slurp("tokenizers/gpt2/tokenizer_config.json", &n);
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+        test_write_file(path, c, n);
+        free(c);
+    }
+    return dir;
+}
+
+static void check_pair(const char *label, bool header, bool config) {
+    const char *dir = pair_dir(label, header, config);
+    hn_err err = {0};
+    tok *t = NULL;
+    hn_status st = tok_from_hf_dir(dir, &t, &err);
+    CHECK(st == HN_OK, "%s: %s", label, err.msg);
+    if (!t) return;
+    check_gpt2_basics(label, t);
+    check_fixture(label, t, "fixtures/tokenizers/gpt2.json");
+    tok_free(t);
+}
+
+/* Replaces file name in dir by text and expects an error containing want. */
+static void check_bad(const char *dir, const char *name, const char *text, const char *want) {
+    char path[1024], keep[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(keep, sizeof keep, "%s.keep", path);
+    CHECK(rename(path, keep) == 0, "rename %s", path);
+    test_write_file(path, text, strlen(text));
+    hn_err err = {0};
+    tok *t = NULL;
+    hn_status st = tok_from_hf_dir(dir, &t, &err);
+    CHECK(st != HN_OK && strstr(err.msg, want), "%s: wanted an error with \"%s\", got %s: %s",
+          name, want, hn_status_name(st), err.msg);
+    tok_free(t);
+    CHECK(rename(keep, path) == 0, "rename %s", keep);
+}
+
+static void check_vocab_merges(void) {
+    check_pair("pair", false, true);
+    check_pair("pair-version", true, true);
+    check_pair("pair-noconfig", false, false);
+    const char *dir = pair_dir("pair-bad", true, true);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/vocab.json:3:", dir);
+    check_bad(dir, "vocab.json", "{\"a\": 0,\n \"b\": 1,\n \"c\": ", want);
+    snprintf(want, sizeof want, "%s/vocab.json:1: expected a non-empty JSON object", dir);
+    check_bad(dir, "vocab.json", "[1, 2]", want);
+    snprintf(want, sizeof want, "%s/merges.txt:3: expected \"left right\"", dir);
+    check_bad(dir, "merges.txt", "#version: 0.2\n\xC4\xA0 t\n\xC4\xA0" "a\n", want);
+    snprintf(want, sizeof want, "%s/merges.txt:2: right part \"zzzq\" is not in vocab.json", dir);
+    check_bad(dir, "merges.txt", "\xC4\xA0 t\nh zzzq\n", want);
+    snprintf(want, sizeof want, "%s/merges.txt:1: merged piece \"qz\" is not in vocab.json", dir);
+    check_bad(dir, "merges.txt", "q z\n", want);
+    hn_err err = {0};
+    tok *t = NULL;
+    CHECK(tok_from_hf_dir(test_tmpdir(), &t, &err) == HN_ENOTFOUND, "empty dir: %s", err.msg);
+}
+
 int main(void) {
     tok *g2 = load_hf("tokenizers/gpt2/tokenizer.json");
     if (g2) {
@@ -204,5 +289,6 @@ int main(void) {
         tok_free(q);
     }
     check_gguf();
+    check_vocab_merges();
     return test_finish("test_tok_bpe");
 }

@@ -1,7 +1,7 @@
 // gguf_check.mjs — independent structural check of a GGUF file exported by
 // `hone export` with the @huggingface/gguf parser: GGUF v3, the llama.* keys,
-// tokenizer.ggml.* keys, tensor names, shapes and types that llama.cpp's Llama
-// architecture expects. Usage: node gguf_check.mjs FILE.gguf f32|f16|bf16|q8_0
+// tokenizer.ggml.* keys ("llama" or byte-level "gpt2" tokenizers), tensor
+// names, shapes and types that llama.cpp's Llama architecture expects. Usage: node gguf_check.mjs FILE.gguf f32|f16|bf16|q8_0
 // Prints "ok: ..." and exits 0, or lists every problem and exits 1.
 import { gguf } from "@huggingface/gguf";
 
@@ -47,14 +47,27 @@ if (tm["llama.attention.key_length"] && !tm["llama.attention.value_length"])
 if (rot !== hd) fail(`rope.dimension_count ${rot} != head_dim ${hd}`);
 if (!(ctx > 0)) fail("context_length not positive");
 
-if (key("tokenizer.ggml.model", V.STRING) !== "llama") fail("tokenizer.ggml.model is not llama");
+// "llama": SentencePiece BPE (scores); "gpt2": byte-level BPE (pre + merges).
+const tmodel = key("tokenizer.ggml.model", V.STRING);
+if (tmodel !== "llama" && tmodel !== "gpt2") fail(`tokenizer.ggml.model ${tmodel}`);
 const toks = key("tokenizer.ggml.tokens", V.ARRAY, V.STRING) ?? [];
-const scores = key("tokenizer.ggml.scores", V.ARRAY, V.FLOAT32) ?? [];
 const types = key("tokenizer.ggml.token_type", V.ARRAY, 5 /* INT32 */) ?? [];
 if (toks.length !== vocab) fail(`${toks.length} tokens, llama.vocab_size ${vocab}`);
-if (scores.length !== toks.length || types.length !== toks.length)
-  fail("tokens/scores/token_type lengths differ");
-for (const k of ["bos_token_id", "eos_token_id", "unknown_token_id"]) {
+if (types.length !== toks.length) fail("tokens/token_type lengths differ");
+if (tmodel === "llama") {
+  const scores = key("tokenizer.ggml.scores", V.ARRAY, V.FLOAT32) ?? [];
+  if (scores.length !== toks.length) fail("tokens/scores lengths differ");
+} else {
+  const pre = key("tokenizer.ggml.pre", V.STRING);
+  if (!["gpt-2", "qwen2", "llama-bpe", "smollm"].includes(pre)) fail(`tokenizer.ggml.pre ${pre}`);
+  const merges = key("tokenizer.ggml.merges", V.ARRAY, V.STRING) ?? [];
+  if (!merges.length || merges.some((m) => m.split(" ").length !== 2))
+    fail("tokenizer.ggml.merges: empty or not all \"left right\"");
+}
+const ids = tmodel === "llama" ? ["bos_token_id", "eos_token_id", "unknown_token_id"]
+  : ["eos_token_id"].concat(["bos_token_id", "eot_token_id", "padding_token_id"]
+      .filter((k) => tm[`tokenizer.ggml.${k}`]));
+for (const k of ids) {
   const id = Number(key(`tokenizer.ggml.${k}`, V.UINT32));
   if (!(id >= 0 && id < toks.length)) fail(`tokenizer.ggml.${k} ${id} out of range`);
 }
