@@ -14,6 +14,7 @@ int cmd_data(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_init_model(int argc, char **argv);
 /* API client commands (client.h): talk to `hone serve` or OpenAI over HTTP. */
 int cmd_files(int argc, char **argv);
 int cmd_jobs(int argc, char **argv);

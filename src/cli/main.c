@@ -17,6 +17,7 @@ static const struct {
     {"data", cmd_data, "check a training file: format, tokens, plan (data check FILE)"},
     {"eval", cmd_eval, "grade a model on chat JSONL, optionally against a baseline"},
     {"export", cmd_export, "merge a fine-tune and write GGUF or HF safetensors"},
+    {"init-model", cmd_init_model, "a new random-init model (any family) around a tokenizer"},
     {"serve", cmd_serve, "run the OpenAI-compatible API server"},
     {"bench", cmd_bench, "benchmark training, prefill, decode and GEMM on a random-init model"},
     {"files", cmd_files, "API client: upload, list, get, download, delete files"},

@@ -1,6 +1,7 @@
-/* export_gguf.c — hn_model -> GGUF v3 as llama.cpp's Llama architecture
- * expects it: llama.* hyper-parameters, token_embd / blk.N.* / output_norm /
- * output tensor names, q/k rows permuted back to adjacent-pair order, norm
+/* export_gguf.c — hn_model -> GGUF v3 as llama.cpp expects each architecture
+ * (llama, qwen2, qwen3, gpt2): <arch>.* hyper-parameters, token_embd / blk.N.* /
+ * output_norm / output tensor names (model_param_gguf_name), llama's q/k rows
+ * permuted back to adjacent-pair order, GPT-2's Conv1D weights transposed, norm
  * vectors kept F32, matrices in the requested dtype (Q8_0 falls back to F16
  * for rows that are not a multiple of 32, as llama.cpp's converter does).
  * Also a LoRA adapter alone in llama.cpp's GGUF adapter layout (the same
@@ -100,35 +101,34 @@ static hn_status add_qk(gguf_writer *w, buf_list *bl, const char *name, const fl
     return s;
 }
 
-static hn_status add_layer(gguf_writer *w, buf_list *bl, const hn_model *m, int l,
+/* One parameter under its llama.cpp name, in llama.cpp's layout. */
+static hn_status add_param(gguf_writer *w, buf_list *bl, const hn_model *m, const model_param *p,
                            export_dtype d, hn_err *err) {
-    const model_config *c = &m->cfg;
-    const layer_weights *lw = &m->w.layers[l];
-    int D = c->dim, F = c->hidden_dim, qd = c->n_heads * c->head_dim;
-    int kvd = c->n_kv_heads * c->head_dim;
     char name[96];
-#define NM(s) (snprintf(name, sizeof name, "blk.%d." s ".weight", l), name)
-    hn_status s = add(w, bl, NM("attn_norm"), lw->attn_norm, D, 0, d, err);
-    if (!s) s = add_qk(w, bl, NM("attn_q"), lw->wq, c->n_heads, c->head_dim, D, d, err);
-    if (!s) s = add_qk(w, bl, NM("attn_k"), lw->wk, c->n_kv_heads, c->head_dim, D, d, err);
-    if (!s) s = add(w, bl, NM("attn_v"), lw->wv, kvd, D, d, err);
-    if (!s) s = add(w, bl, NM("attn_output"), lw->wo, D, qd, d, err);
-    if (!s) s = add(w, bl, NM("ffn_norm"), lw->ffn_norm, D, 0, d, err);
-    if (!s) s = add(w, bl, NM("ffn_gate"), lw->w_gate, F, D, d, err);
-    if (!s) s = add(w, bl, NM("ffn_up"), lw->w_up, F, D, d, err);
-    if (!s) s = add(w, bl, NM("ffn_down"), lw->w_down, D, F, d, err);
-#undef NM
+    gguf_layout lay;
+    if (!model_param_gguf_name(m, p, name, sizeof name, &lay))
+        return hn_errf(err, HN_EUNSUPPORTED, "no GGUF name for tensor %s", p->name);
+    if (lay == GGUF_LAYOUT_SAME || p->n_dims == 1)
+        return add(w, bl, name, p->data, p->shape[0], p->n_dims == 1 ? 0 : p->shape[1], d, err);
+    const model_config *c = &m->cfg;
+    if (lay != GGUF_LAYOUT_TRANSPOSE)
+        return add_qk(w, bl, name, p->data, lay == GGUF_LAYOUT_PERMUTE_Q ? c->n_heads : c->n_kv_heads,
+                      c->head_dim, (int)p->shape[1], d, err);
+    float *tmp = malloc(p->numel * sizeof(float)); /* Conv1D (in, out) -> (out, in) */
+    if (!tmp) return hn_errf(err, HN_ENOMEM, "out of memory");
+    model_transpose(tmp, p->data, p->shape[0], p->shape[1]);
+    hn_status s = add(w, bl, name, tmp, p->shape[1], p->shape[0], d, err);
+    free(tmp);
     return s;
 }
 
 static hn_status add_tensors(gguf_writer *w, buf_list *bl, const hn_model *m, export_dtype d,
                              hn_err *err) {
-    const model_config *c = &m->cfg;
-    hn_status s = add(w, bl, "token_embd.weight", m->w.tok_emb, c->vocab_size, c->dim, d, err);
-    for (int l = 0; !s && l < c->n_layers; l++) s = add_layer(w, bl, m, l, d, err);
-    if (!s) s = add(w, bl, "output_norm.weight", m->w.final_norm, c->dim, 0, d, err);
-    if (!s && !c->tied_embeddings)
-        s = add(w, bl, "output.weight", m->w.lm_head, c->vocab_size, c->dim, d, err);
+    hn_status s = HN_OK;
+    for (int i = 0; !s && i < m->n_param_tensors; i++) s = add_param(w, bl, m, &m->params[i], d, err);
+    /* llama3 RoPE scaling travels as per-frequency divisors, as llama.cpp's converter writes it */
+    if (!s && m->rope_freqs)
+        s = add(w, bl, "rope_freqs.weight", m->rope_freqs, m->cfg.head_dim / 2, 0, d, err);
     return s;
 }
 
@@ -138,26 +138,43 @@ static uint32_t file_type(export_dtype d) {
     return ft[d];
 }
 
+static void set_u32(gguf_writer *w, const char *arch, const char *key, int v) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    gguf_writer_set_u32(w, k, (uint32_t)v);
+}
+
+static void set_f32(gguf_writer *w, const char *arch, const char *key, float v) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    gguf_writer_set_f32(w, k, v);
+}
+
 static void set_hparams(gguf_writer *w, const hn_model *m, const export_opts *o) {
     const model_config *c = &m->cfg;
-    gguf_writer_set_str(w, "general.architecture", "llama");
+    const char *a = model_arch_name(c->arch);
+    model_traits tr = model_arch_traits(c->arch);
+    gguf_writer_set_str(w, "general.architecture", a);
     gguf_writer_set_str(w, "general.name", o->name ? o->name : c->name);
     gguf_writer_set_u32(w, "general.file_type", file_type(o->dtype));
     if (o->dtype == EXPORT_Q8_0) gguf_writer_set_u32(w, "general.quantization_version", 2);
-    gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->max_seq_len);
-    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
-    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)c->n_layers);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
-    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    gguf_writer_set_f32(w, "llama.rope.freq_base", c->rope_theta);
-    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim);
-    if (c->head_dim * c->n_heads != c->dim) {
-        gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim);
-        gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim);
+    set_u32(w, a, "context_length", c->max_seq_len);
+    set_u32(w, a, "embedding_length", c->dim);
+    set_u32(w, a, "block_count", c->n_layers);
+    set_u32(w, a, "feed_forward_length", c->hidden_dim);
+    set_u32(w, a, "attention.head_count", c->n_heads);
+    set_u32(w, a, "attention.head_count_kv", c->n_kv_heads);
+    if (tr.layernorm) set_f32(w, a, "attention.layer_norm_epsilon", c->norm_eps);
+    else set_f32(w, a, "attention.layer_norm_rms_epsilon", c->norm_eps);
+    if (tr.rope) {
+        set_f32(w, a, "rope.freq_base", c->rope_theta);
+        set_u32(w, a, "rope.dimension_count", c->head_dim);
     }
-    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
+    if (c->head_dim * c->n_heads != c->dim) {
+        set_u32(w, a, "attention.key_length", c->head_dim);
+        set_u32(w, a, "attention.value_length", c->head_dim);
+    }
+    set_u32(w, a, "vocab_size", c->vocab_size);
 }
 
 static hn_status write_file(gguf_writer *w, buf_list *bl, const char *path, hn_status s,
@@ -169,8 +186,6 @@ static hn_status write_file(gguf_writer *w, buf_list *bl, const char *path, hn_s
 }
 
 hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path, hn_err *err) {
-    if (m->cfg.arch != ARCH_LLAMA)
-        return hn_errf(err, HN_EUNSUPPORTED, "GGUF export supports the llama architecture only");
     if (!m->tok) return hn_errf(err, HN_EINVAL, "GGUF export needs a model with a tokenizer");
     gguf_writer *w = gguf_writer_create();
     if (!w) return hn_errf(err, HN_ENOMEM, "out of memory");
@@ -185,7 +200,7 @@ hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path,
 
 /* GGUF names of the LoRA targets' base tensors, in enum lora_target order. */
 static const char *const target_gguf[LORA_N_TARGETS] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_qkv"};
 
 /* A (r, in) is written as is (ggml [in, r]); B (out, r) (ggml [r, out]) gets
  * the q/k row permutation, since B's rows are the base weight's output rows:
@@ -198,7 +213,9 @@ static hn_status add_pair(gguf_writer *w, buf_list *bl, const hn_model *m, const
     snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", layer, target_gguf[t]);
     hn_status s = add(w, bl, name, lp->A, l->rank, lp->in, d, err);
     snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", layer, target_gguf[t]);
-    if (!s && (t == LORA_Q || t == LORA_K))
+    /* only llama's GGUF q/k rows are permuted (qwen keeps HF order); a Conv1D
+     * base is transposed in GGUF, so B A is already its (out, in) delta */
+    if (!s && c->arch == ARCH_LLAMA && (t == LORA_Q || t == LORA_K))
         s = add_qk(w, bl, name, lp->B, t == LORA_Q ? c->n_heads : c->n_kv_heads, c->head_dim,
                    l->rank, d, err);
     else if (!s)
@@ -208,7 +225,7 @@ static hn_status add_pair(gguf_writer *w, buf_list *bl, const hn_model *m, const
 
 static void set_adapter_meta(gguf_writer *w, const hn_model *m, const lora_set *l,
                              const export_opts *o) {
-    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.architecture", model_arch_name(m->cfg.arch));
     gguf_writer_set_str(w, "general.type", "adapter");
     gguf_writer_set_str(w, "general.name", o->name ? o->name : m->cfg.name);
     gguf_writer_set_u32(w, "general.file_type", file_type(o->dtype));
@@ -225,9 +242,6 @@ static void set_adapter_meta(gguf_writer *w, const hn_model *m, const lora_set *
 
 hn_status export_gguf_adapter(const hn_model *m, const lora_set *l, const export_opts *o,
                               const char *path, hn_err *err) {
-    if (m->cfg.arch != ARCH_LLAMA)
-        return hn_errf(err, HN_EUNSUPPORTED, "GGUF adapter export supports the llama "
-                       "architecture only");
     if (l->n_layers != m->cfg.n_layers)
         return hn_errf(err, HN_EINVAL, "adapter has %d layers, the base model %d", l->n_layers,
                        m->cfg.n_layers);

@@ -1,5 +1,5 @@
 /* export_hf.c — hn_model -> a Hugging Face model directory: config.json
- * (LlamaForCausalLM), model.safetensors or shards + model.safetensors.index.json
+ * (Llama, Qwen2, Qwen3 or GPT2LMHeadModel), model.safetensors or shards + model.safetensors.index.json
  * above the shard size, generation_config.json, tokenizer.json (copied from an
  * HF source, else synthesised, SPM or byte-level), tokenizer_config.json (chat
  * template, special tokens) and special_tokens_map.json. */
@@ -35,21 +35,56 @@ static const char *torch_dtype(export_dtype d) {
     return d == EXPORT_F16 ? "float16" : d == EXPORT_BF16 ? "bfloat16" : "float32";
 }
 
+static json_t *gpt2_config(const model_config *c) {
+    return json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:n, s:i, s:f, s:s, s:b, s:b, s:f, s:f,"
+                     " s:f, s:f}",
+                     "architectures", "GPT2LMHeadModel", "model_type", "gpt2", "n_embd", c->dim,
+                     "n_layer", c->n_layers, "n_head", c->n_heads, "n_positions", c->max_seq_len,
+                     "n_inner", "vocab_size", c->vocab_size, "layer_norm_epsilon",
+                     (double)c->norm_eps, "activation_function", "gelu_new",
+                     "scale_attn_weights", 1, "tie_word_embeddings", 1, "attn_pdrop", 0.0,
+                     "embd_pdrop", 0.0, "resid_pdrop", 0.0, "initializer_range", 0.02);
+}
+
+/* LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM share these keys. */
+static json_t *llama_config(const model_config *c) {
+    static const char *archs[] = {"LlamaForCausalLM", NULL, "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+    json_t *j = json_pack(
+        "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:f, s:f, s:n, s:b, s:f,"
+        " s:f, s:b}",
+        "architectures", archs[c->arch], "model_type", model_arch_name(c->arch), "hidden_size",
+        c->dim, "intermediate_size", c->hidden_dim, "num_hidden_layers", c->n_layers,
+        "num_attention_heads", c->n_heads, "num_key_value_heads", c->n_kv_heads, "head_dim",
+        c->head_dim, "hidden_act", "silu", "max_position_embeddings", c->max_seq_len,
+        "vocab_size", c->vocab_size, "rms_norm_eps", (double)c->norm_eps, "rope_theta",
+        (double)c->rope_theta, "rope_scaling", "attention_bias", c->arch == ARCH_QWEN2,
+        "attention_dropout", 0.0, "initializer_range", 0.02, "tie_word_embeddings",
+        c->tied_embeddings);
+    const rope_scaling *r = &c->rope_scale;
+    if (j && r->llama3)
+        json_object_set_new(j, "rope_scaling",
+                            json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor",
+                                      (double)r->factor, "low_freq_factor",
+                                      (double)r->low_freq_factor, "high_freq_factor",
+                                      (double)r->high_freq_factor,
+                                      "original_max_position_embeddings", r->original_max_pos));
+    if (j && c->arch != ARCH_LLAMA) json_object_set_new(j, "use_sliding_window", json_false());
+    return j;
+}
+
 static hn_status write_config(const hn_model *m, const export_opts *o, const char *dir,
                               hn_err *err) {
     const model_config *c = &m->cfg;
     const tok *t = m->tok;
-    json_t *j = json_pack(
-        "{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:i, s:i, s:f, s:f, s:n, s:b, s:f,"
-        " s:b, s:f, s:i, s:b, s:b, s:s}",
-        "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_size", c->dim,
-        "intermediate_size", c->hidden_dim, "num_hidden_layers", c->n_layers,
-        "num_attention_heads", c->n_heads, "num_key_value_heads", c->n_kv_heads, "head_dim",
-        c->head_dim, "hidden_act", "silu", "max_position_embeddings", c->max_seq_len,
-        "vocab_size", c->vocab_size, "rms_norm_eps", (double)c->norm_eps, "rope_theta",
-        (double)c->rope_theta, "rope_scaling", "attention_bias", 0, "attention_dropout", 0.0,
-        "mlp_bias", 0, "initializer_range", 0.02, "pretraining_tp", 1, "tie_word_embeddings",
-        c->tied_embeddings, "use_cache", 1, "torch_dtype", torch_dtype(o->dtype));
+    if (m->rope_freqs && !c->rope_scale.llama3)
+        return hn_errf(err, HN_EUNSUPPORTED, "%s: the RoPE frequency factors came from a GGUF "
+                       "without llama3 scaling parameters; config.json cannot express them",
+                       c->name);
+    json_t *j = c->arch == ARCH_GPT2 ? gpt2_config(c) : llama_config(c);
+    if (j) {
+        json_object_set_new(j, "use_cache", json_true());
+        json_object_set_new(j, "torch_dtype", json_string(torch_dtype(o->dtype)));
+    }
     if (j && t && tok_bos(t) >= 0) json_object_set_new(j, "bos_token_id", json_integer(tok_bos(t)));
     if (j && t && tok_eos(t) >= 0) json_object_set_new(j, "eos_token_id", json_integer(tok_eos(t)));
     return write_json(dir, "config.json", j, err);
@@ -257,8 +292,6 @@ static hn_status write_tokenizer(const hn_model *m, const char *dir, hn_err *err
 }
 
 hn_status export_hf(const hn_model *m, const export_opts *o, const char *dir, hn_err *err) {
-    if (m->cfg.arch != ARCH_LLAMA)
-        return hn_errf(err, HN_EUNSUPPORTED, "safetensors export supports the llama architecture only");
     if (o->dtype == EXPORT_Q8_0)
         return hn_errf(err, HN_EINVAL, "safetensors has no q8_0 dtype (use f32, f16 or bf16)");
     if (!m->tok) return hn_errf(err, HN_EINVAL, "export needs a model with a tokenizer");

@@ -386,7 +386,7 @@ static hn_status hf_load_weights(hn_model *m, const char *dir, hn_err *err) {
     return s;
 }
 
-static char *hf_chat_template(const char *dir) {
+char *model_hf_chat_template(const char *dir) {
     char path[4096];
     hn_path_join(path, sizeof path, dir, "tokenizer_config.json");
     json_t *j = json_load_file(path, 0, NULL);
@@ -413,7 +413,7 @@ static hn_status load_hf(hn_model *m, const char *dir, unsigned flags, hn_err *e
     if (s == HN_OK) s = model_build_params(m, err);
     if (s == HN_OK) s = hf_load_weights(m, dir, err);
     if (s == HN_OK) s = model_rope_freqs_init(m, err);
-    if (s == HN_OK) m->chat_template = hf_chat_template(dir);
+    if (s == HN_OK) m->chat_template = model_hf_chat_template(dir);
     return s;
 }
 
@@ -472,7 +472,7 @@ hn_status model_load_tokenizer(const char *path, tok **out, int *max_seq_len,
     if (hn_path_is_dir(path)) {
         s = hf_read_config(path, &c, err);
         if (s == HN_OK) s = hf_load_tok(path, out, err);
-        if (s == HN_OK && chat_template) *chat_template = hf_chat_template(path);
+        if (s == HN_OK && chat_template) *chat_template = model_hf_chat_template(path);
     } else {
         gguf_file *f;
         s = gguf_open(path, &f, err);

@@ -160,6 +160,8 @@ hn_status model_alloc(const model_config *cfg, hn_model **out, hn_err *err);
  * (cheap: no weights are read). *chat_template may be NULL; caller frees it. */
 hn_status model_load_tokenizer(const char *path, tok **out, int *max_seq_len,
                                char **chat_template, hn_err *err);
+/* The chat_template of dir/tokenizer_config.json (malloc'd), NULL if none. */
+char *model_hf_chat_template(const char *dir);
 const model_param *model_find_param(const hn_model *m, const char *hf_name);
 /* A 64-bit hash of the weights (every tensor but lm_head, so a tied HF copy
  * and an untied GGUF copy of the same model agree). Adapters record it so
