@@ -6,6 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libjansson-dev libsqlite3-dev libmicrohttpd-dev libopenblas-dev libdnnl-dev libpcre2-dev
+      libutf8proc-dev
       libcurl4-openssl-dev sqlite3 chromium)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,7 +3,8 @@
  * added/special-token matching, merging by rank and decoding.
  *
  * Encoding follows Hugging Face tokenizers: the text is cut at added tokens
- * (longest match first, when parsing specials); each remaining segment goes
+ * (longest match first, when parsing specials); each remaining segment is
+ * NFC-normalised if the tokenizer says so (offsets mapped back), then goes
  * through the Split regexes in order (matches and the gaps between them are
  * pieces, "Isolated"), then the ByteLevel step (optional prefix space, optional
  * GPT-2 regex); each final word is mapped byte by byte to its byte-level
@@ -337,8 +338,32 @@ static int added_at(const tok *t, const char *text, size_t len, size_t i) {
     return -1;
 }
 
+/* A segment the NFC normalizer changed: encoded from the normalised copy,
+ * offsets mapped back to the caller's text. */
+static hn_status segment_nfc(benc *e, const char *text, size_t i0, size_t n, bool *done) {
+    char *norm;
+    size_t nl;
+    uint32_t *map;
+    hn_status st = tok_nfc(text + i0, n, &norm, &nl, &map, e->err);
+    *done = st || norm;
+    if (st || !norm) return st;
+    size_t first = *e->o->n;
+    bsrc s = {norm, 0, 0};
+    st = split_level(e, &s, 0, nl, 0);
+    for (size_t k = first; !st && e->o->starts && k < *e->o->n; k++) {
+        uint32_t *at = &(*e->o->starts)[k];
+        *at = (uint32_t)i0 + map[*at < nl ? *at : nl];
+    }
+    free(norm);
+    free(map);
+    return st;
+}
+
 static hn_status segment(benc *e, const char *text, size_t i0, size_t n) {
     if (n == 0) return HN_OK;
+    bool done = false;
+    hn_status st = e->t->nfc ? segment_nfc(e, text, i0, n, &done) : HN_OK;
+    if (done) return st;
     bsrc s = {text, 0, 0};
     return split_level(e, &s, i0, n, 0);
 }

@@ -185,13 +185,26 @@ static hn_status read_pre_bytes(hf_ctx *c, const json_t *pt, tok *t) {
     return HN_OK;
 }
 
-/* The normalizer (none or NFC, which is not applied: see docs), the decoder
- * (none or ByteLevel) and the pre-tokenizer chain. */
+/* NFC, or a Sequence of NFC normalizers (nested or empty sequences too). */
+static bool nfc_only(const json_t *n, bool *nfc) {
+    if (str_is(json_object_get(n, "type"), "NFC")) return (*nfc = true);
+    const json_t *list = json_object_get(n, "normalizers");
+    if (!str_is(json_object_get(n, "type"), "Sequence") || !json_is_array(list)) return false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        if (!nfc_only(v, nfc)) return false;
+    return true;
+}
+
+/* The normalizer (none or NFC, applied per segment), the decoder (none or
+ * ByteLevel) and the pre-tokenizer chain. */
 static hn_status read_byte_level(hf_ctx *c, const json_t *root, tok *t) {
     const json_t *norm = json_object_get(root, "normalizer"), *dec = json_object_get(root, "decoder");
-    if (norm && !json_is_null(norm) && !str_is(json_object_get(norm, "type"), "NFC"))
+    if (norm && !json_is_null(norm) && !nfc_only(norm, &t->nfc))
         return hn_errf(c->err, HN_EUNSUPPORTED, "%s: normalizer: type %.64s is not supported with "
-                       "byte-level BPE (only none or NFC)", c->path, type_of(norm));
+                       "byte-level BPE (only none, NFC or a Sequence of NFC)", c->path,
+                       type_of(norm));
     if (dec && !json_is_null(dec) && !str_is(json_object_get(dec, "type"), "ByteLevel"))
         return hn_errf(c->err, HN_EUNSUPPORTED, "%s: decoder: type %.64s is not supported with "
                        "byte-level BPE (only ByteLevel)", c->path, type_of(dec));

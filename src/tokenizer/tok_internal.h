@@ -118,6 +118,12 @@ hn_status tok_bpe_encode(const tok *t, const char *text, size_t len, bool parse_
                          tok_out *o, hn_err *err);
 void tok_bpe_decode_piece(const tok *t, int id, bool skip_special, hn_buf *out);
 
+/* tok_nfc.c: NFC of text[0..len). *out = NULL when text is already NFC;
+ * else *out (out_len bytes) and *map (out_len + 1 entries: for each output
+ * byte the offset in text it comes from; map[out_len] = len), both malloc'd. */
+hn_status tok_nfc(const char *text, size_t len, char **out, size_t *out_len, uint32_t **map,
+                  hn_err *err);
+
 hn_status tok_merge_map_init(tok_merge_map *m, size_t n, hn_err *err);
 void tok_merge_map_put(tok_merge_map *m, int32_t a, int32_t b, uint32_t rank, int32_t res);
 /* Returns true and fills rank/result if (a, b) is a merge. */

@@ -5,11 +5,15 @@
  * GGUF (tokenizer.ggml.model "gpt2") written from the GPT-2 vocab + merges that
  * must encode the same, and GPT-2's vocab.json + merges.txt pair (with and
  * without the "#version" line, with and without tokenizer_config.json), whose
- * damaged copies must be refused naming the file and line. */
+ * damaged copies must be refused naming the file and line. Qwen3's NFC
+ * normalizer: the NFD form of every fixture string (5 differ) must give the
+ * fixture's ids (HF normalises it back); GPT-2 has no normalizer, so there
+ * the NFD forms must give other ids. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utf8proc.h>
 
 #include "format/gguf.h"
 #include "test.h"
@@ -188,6 +192,43 @@ static void check_gguf(void) {
     if (g) gguf_close(g);
 }
 
+/* ---- NFC ---- */
+
+/* Encodes the NFD form of every fixture string; returns how many gave the
+ * fixture's ids, and counts the strings whose NFD form differs. */
+static int nfd_matches(const tok *t, const char *fixture, int *differ) {
+    json_t *fx = json_load_file(test_shared(fixture), 0, NULL);
+    size_t i;
+    json_t *c;
+    int same = 0;
+    *differ = 0;
+    json_array_foreach(json_object_get(fx, "cases"), i, c) {
+        const char *text = json_string_value(json_object_get(c, "text"));
+        char *nfd = (char *)utf8proc_NFD((const utf8proc_uint8_t *)text);
+        size_t nw, n = 0, cap = 0;
+        int32_t *want = ids_from_json(json_object_get(c, "ids"), &nw), *ids = NULL;
+        hn_err err = {0};
+        *differ += nfd && strcmp(nfd, text) != 0;
+        if (nfd && tok_encode(t, nfd, strlen(nfd), false, &ids, &n, &cap, &err) == HN_OK)
+            same += n == nw && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
+        free(ids);
+        free(want);
+        free(nfd);
+    }
+    json_decref(fx);
+    return same;
+}
+
+static void check_nfc(const tok *qwen3, const tok *gpt2) {
+    int differ;
+    int same = nfd_matches(qwen3, "fixtures/tokenizers/qwen3.json", &differ);
+    CHECK(same == 41 && differ >= 5, "qwen3: NFD forms: %d of 41 give the fixture ids (%d differ)",
+          same, differ);
+    same = nfd_matches(gpt2, "fixtures/tokenizers/gpt2.json", &differ);
+    CHECK(same == 41 - differ && differ >= 5, "gpt2 (no normalizer): %d same, %d differ", same,
+          differ);
+}
+
 /* ---- vocab.json + merges.txt ---- */
 
 static char *slurp(const char *rel, size_t *len) { return test_read(test_shared(rel), len); }
@@ -276,7 +317,6 @@ int main(void) {
     if (g2) {
         check_gpt2_basics("gpt2", g2);
         check_fixture("gpt2", g2, "fixtures/tokenizers/gpt2.json");
-        tok_free(g2);
     }
     tok *q = load_hf("tokenizers/qwen3/tokenizer.json");
     if (q) {
@@ -286,8 +326,10 @@ int main(void) {
         CHECK(!tok_default_add_bos(q), "qwen3");
         CHECK(tok_vocab_size(q) == 151669, "qwen3: vocab %d", tok_vocab_size(q));
         check_fixture("qwen3", q, "fixtures/tokenizers/qwen3.json");
+        if (g2) check_nfc(q, g2);
         tok_free(q);
     }
+    tok_free(g2);
     check_gguf();
     check_vocab_merges();
     return test_finish("test_tok_bpe");

@@ -1,8 +1,10 @@
 /* test_tok_bpe_unit.c — byte-level BPE edge cases: invalid UTF-8 and empty
  * input (real GPT-2 / Qwen3 files), streaming decode of tokens that end inside a
  * UTF-8 character, offsets, added-token matching (longest first, or off), merge
- * ranks on a small hand-built tokenizer.json, and corrupt tokenizer.json / GGUF
- * variants refused with messages naming the file and the field. */
+ * ranks on a small hand-built tokenizer.json, the NFC normalizer (alone or in a
+ * Sequence: decomposed input encodes as composed, offsets point into the
+ * caller's text), and corrupt tokenizer.json / GGUF variants refused with
+ * messages naming the file and the field. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +157,46 @@ static void test_small(void) {
     tok_free(t);
 }
 
+/* ---- NFC ---- */
+
+static void test_nfc(void) {
+    json_t *j = small_json();
+    json_object_set_new(j, "normalizer", json_pack("{s:s, s:[{s:s}]}", "type", "Sequence",
+                                                   "normalizers", "type", "NFC"));
+    hn_err err = {0};
+    tok *t = NULL, *plain = NULL;
+    CHECK(tok_from_hf_json(dump("nfc.json", j), &t, &err) == HN_OK, "nfc: %s", err.msg);
+    CHECK(tok_from_hf_json(dump("plain.json", small_json()), &plain, &err) == HN_OK, "%s", err.msg);
+    if (!t || !plain) return;
+    tok_pretok p;
+    tok_get_pretok(t, &p);
+    CHECK(p.nfc, "nfc flag");
+    enc_out a = {0}, b = {0};
+    enc(t, "ae\xCC\x81" "b", 5, true, &a); /* a e U+0301 b -> a U+00E9 b */
+    enc(t, "a\xC3\xA9" "b", 4, true, &b);
+    CHECK(a.n == 4 && a.n == b.n && !memcmp(a.ids, b.ids, a.n * sizeof *a.ids),
+          "nfc: decomposed %zu ids, composed %zu", a.n, b.n);
+    CHECK(a.n == 4 && a.starts[0] == 0 && a.starts[1] == 1 && a.starts[2] == 1 && a.starts[3] == 4,
+          "nfc: offsets %u %u %u %u", a.starts[0], a.starts[1], a.starts[2], a.starts[3]);
+    enc(plain, "ae\xCC\x81" "b", 5, true, &a);
+    CHECK(a.n == 5, "no normalizer: %zu ids", a.n);
+    /* Hangul jamo compose; invalid bytes around marks are kept */
+    enc(t, "\xE1\x84\x80\xE1\x85\xA1", 6, true, &a); /* U+1100 U+1161 -> U+AC00 */
+    enc(t, "\xEA\xB0\x80", 3, true, &b);
+    CHECK(a.n == b.n && !memcmp(a.ids, b.ids, a.n * sizeof *a.ids), "nfc: hangul");
+    const char bad[] = "\xff" "e\xCC\x81\xc3";
+    enc(t, bad, sizeof bad - 1, true, &a);
+    hn_buf out;
+    hn_buf_init(&out);
+    tok_decode(t, a.ids, a.n, &out);
+    CHECK(out.len == 4 && !memcmp(out.data, "\xff\xC3\xA9\xc3", 4), "nfc: invalid bytes kept");
+    hn_buf_free(&out);
+    enc_free(&a);
+    enc_free(&b);
+    tok_free(t);
+    tok_free(plain);
+}
+
 /* ---- refusals ---- */
 
 static void expect_refused(const char *name, json_t *j, hn_status code, const char *needle) {
@@ -192,6 +234,11 @@ static void test_refusals(void) {
     json_t *j = small_json();
     json_object_set_new(j, "normalizer", json_pack("{s:s}", "type", "Lowercase"));
     expect_refused("lower.json", j, HN_EUNSUPPORTED, "normalizer");
+    j = small_json();
+    json_object_set_new(j, "normalizer", json_pack("{s:s, s:[{s:s}, {s:s}]}", "type", "Sequence",
+                                                   "normalizers", "type", "NFC", "type",
+                                                   "Lowercase"));
+    expect_refused("nfclower.json", j, HN_EUNSUPPORTED, "normalizer");
     j = small_json();
     json_object_set_new(j, "decoder", json_pack("{s:s}", "type", "WordPiece"));
     expect_refused("decoder.json", j, HN_EUNSUPPORTED, "decoder");
@@ -257,6 +304,7 @@ int main(void) {
     test_real("tokenizers/gpt2/tokenizer.json", 50256);
     test_real("tokenizers/qwen3/tokenizer.json", 151643);
     test_small();
+    test_nfc();
     test_refusals();
     test_gguf_pre();
     return test_finish("test_tok_bpe_unit");
