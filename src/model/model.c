@@ -397,12 +397,9 @@ char *model_hf_chat_template(const char *dir) {
     return r;
 }
 
+/* tokenizer.json, else GPT-2's vocab.json + merges.txt (HN_ENOTFOUND if neither). */
 static hn_status hf_load_tok(const char *dir, tok **out, hn_err *err) {
-    char path[4096];
-    hn_path_join(path, sizeof path, dir, "tokenizer.json");
-    if (!hn_path_exists(path))
-        return hn_errf(err, HN_ENOTFOUND, "%s: no tokenizer.json in the model directory", dir);
-    return tok_from_hf_json(path, out, err);
+    return tok_from_hf_dir(dir, out, err);
 }
 
 static hn_status load_hf(hn_model *m, const char *dir, unsigned flags, hn_err *err) {

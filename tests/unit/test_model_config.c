@@ -69,7 +69,26 @@ static void check_llama3_freqs(void) {
     model_free(m);
 }
 
+/* GPT-2 as the hub ships it: vocab.json + merges.txt, no tokenizer.json */
+static void check_vocab_merges_dir(void) {
+    const char *dir = test_tmp_path("gpt2-vm");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && ln -sf %s %s %s/ && ln -sf %s %s %s/", dir,
+             test_shared("models/gpt2-tiny/config.json"),
+             test_shared("models/gpt2-tiny/model.safetensors"), dir,
+             test_shared("tokenizers/gpt2/vocab.json"), test_shared("tokenizers/gpt2/merges.txt"),
+             dir);
+    int st;
+    free(test_run_cmd(cmd, &st));
+    hn_model *m = NULL;
+    hn_err err = {0};
+    CHECK(model_load(dir, &m, &err) == HN_OK, "vocab.json + merges.txt: %s", err.msg);
+    if (m) CHECK(m->tok && tok_vocab_size(m->tok) == 50257, "GPT-2 tokenizer not loaded");
+    model_free(m);
+}
+
 int main(void) {
+    check_vocab_merges_dir();
     hn_model *m = expect_loaded("qwen3", "{\"model_type\":\"qwen3\"," QWEN3_BASE "}");
     if (m) CHECK(m->cfg.arch == ARCH_QWEN3 && !m->rope_freqs, "qwen3 config");
     model_free(m);
