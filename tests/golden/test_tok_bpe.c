@@ -51,7 +51,9 @@ static void check_ids(const char *label, const tok *t, const json_t *c, const ch
                                  &cap, &err);
     double dt = now_s() - t0;
     CHECK(st == HN_OK, "%s: encode \"%.40s\": %s", label, text, err.msg);
-    CHECK(dt < 0.05, "%s: encoding \"%.40s\" took %.3f s", label, text, dt);
+    /* a guard against pathological (runaway) encodes, not a benchmark: loose
+     * enough for a loaded 2-core CI machine under ASan (normal: < 1 ms) */
+    CHECK(dt < 2.0, "%s: encoding \"%.40s\" took %.3f s", label, text, dt);
     bool same = n == nwant && (n == 0 || memcmp(ids, want, n * sizeof *ids) == 0);
     CHECK(same, "%s: ids for \"%.60s\" (%s)", label, text, field);
     if (!same) {
