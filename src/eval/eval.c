@@ -183,6 +183,7 @@ static hn_status generate_reply(runner *rn, const chat_example *ex, const char *
     gen_params gp;
     gen_params_default(&gp);
     gp.temperature = 0.0f;
+    gp.stop_id = chat_template_eot(rn->tmpl, rn->m->tok);
     gp.max_tokens = rn->o->max_tokens;
     if (gp.max_tokens <= 0) gp.max_tokens = auto_max_tokens(rn, ref, err, &s);
     if (s != HN_OK) return s;

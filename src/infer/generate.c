@@ -16,6 +16,7 @@ void gen_params_default(gen_params *p) {
     p->top_k = 0;
     p->seed = 42;
     p->stop_at_eos = true;
+    p->stop_id = -1;
 }
 
 static int argmax(const float *x, int n) {
@@ -129,7 +130,7 @@ hn_status gen_run(const hn_model *m, const int32_t *prompt, int n_prompt, const 
     while (st == HN_OK && res->n_generated < limit) {
         memcpy(logits, lg, sizeof(float) * (size_t)m->cfg.vocab_size);
         int32_t id = gen_sample(logits, m->cfg.vocab_size, p, &rng);
-        if (p->stop_at_eos && id == tok_eos(m->tok)) {
+        if (p->stop_at_eos && (id == tok_eos(m->tok) || id == p->stop_id)) {
             res->finish = GEN_STOP_EOS;
             break;
         }

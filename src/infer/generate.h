@@ -15,7 +15,9 @@ typedef struct gen_params {
     float top_p;       /* 1 = off */
     int top_k;         /* 0 = off */
     uint64_t seed;
-    bool stop_at_eos;  /* default true */
+    bool stop_at_eos;  /* default true: stop at the tokenizer's EOS and at stop_id */
+    int32_t stop_id;   /* another token that ends a reply (a chat template's
+                          end-of-turn, e.g. <|eot_id|>), -1 = none (default) */
 } gen_params;
 
 void gen_params_default(gen_params *p);
