@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "format/safetensors.h"
+#include "model/llama.h"
 
 int test_failures, test_checks;
 
@@ -154,4 +155,27 @@ double test_fd_check(const char *what, float *x, const float *ana, size_t n, tes
     CHECK(rel < tol, "%s: relative error %.3g (max |grad| %.3g)", what, rel, num_max);
     if (getenv("HONE_TEST_VERBOSE")) printf("  %-40s rel %.2e  max|g| %.2e\n", what, rel, num_max);
     return rel;
+}
+
+double test_logits_diff(const hn_model *a, const hn_model *b, int T) {
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)T);
+    hn_err err = {0};
+    llama_acts *xa = NULL, *xb = NULL;
+    size_t n = (size_t)T * a->cfg.vocab_size;
+    float *la = malloc(n * sizeof(float)), *lb = malloc(n * sizeof(float));
+    double md = INFINITY;
+    if (ids && la && lb && llama_acts_create(a, 1, T, 0, &xa, &err) == HN_OK &&
+        llama_acts_create(b, 1, T, 0, &xb, &err) == HN_OK) {
+        for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 7907L + 11) % a->cfg.vocab_size);
+        llama_forward(a, NULL, xa, ids);
+        llama_logits(a, xa, la);
+        llama_forward(b, NULL, xb, ids);
+        llama_logits(b, xb, lb);
+        md = 0;
+        for (size_t i = 0; i < n; i++) md = fmax(md, fabs(la[i] - lb[i]));
+    }
+    llama_acts_free(xa);
+    llama_acts_free(xb);
+    free(ids), free(la), free(lb);
+    return md;
 }

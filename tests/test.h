@@ -44,6 +44,10 @@ double test_weights_diff(const char *dir_a, const char *dir_b, const char *file)
 typedef double (*test_loss_fn)(void *ctx);
 double test_fd_check(const char *what, float *x, const float *ana, size_t n, test_loss_fn f,
                      void *ctx, float eps, double tol);
+/* max |logits_a - logits_b| of two models (same vocab) on T fixed pseudo-random
+ * ids through the training forward; INFINITY if a buffer cannot be made. */
+struct hn_model;
+double test_logits_diff(const struct hn_model *a, const struct hn_model *b, int T);
 int test_finish(const char *name);
 
 #endif

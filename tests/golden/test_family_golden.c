@@ -98,27 +98,9 @@ static void check_bf16(const hn_model *f32) {
     free(test_run_cmd(cmd, &st));
     hn_model *m = load(dir);
     if (!m || !f32) return;
-    enum { T = 16 };
-    int32_t ids[T];
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 104729 + 5) % m->cfg.vocab_size);
-    hn_err err = {0};
-    llama_acts *a, *b;
-    CHECK(llama_acts_create(m, 1, T, 0, &a, &err) == HN_OK, "%s", err.msg);
-    CHECK(llama_acts_create(f32, 1, T, 0, &b, &err) == HN_OK, "%s", err.msg);
-    size_t n = (size_t)T * m->cfg.vocab_size;
-    float *la = malloc(n * sizeof(float)), *lb = malloc(n * sizeof(float));
-    llama_forward(m, NULL, a, ids);
-    llama_logits(m, a, la);
-    llama_forward(f32, NULL, b, ids);
-    llama_logits(f32, b, lb);
-    double md = 0;
-    for (size_t i = 0; i < n; i++) md = fmax(md, fabs(la[i] - lb[i]));
+    double md = test_logits_diff(m, f32, 16);
     CHECK(md < 1e-2, "gpt2 bf16 logits differ from f32 by %g", md);
     printf("gpt2-tiny bf16 vs f32 logits: max diff %.2e\n", md);
-    free(la);
-    free(lb);
-    llama_acts_free(a);
-    llama_acts_free(b);
     model_free(m);
 }
 

@@ -29,27 +29,6 @@ static hn_model *load(const char *path) {
     return m;
 }
 
-static double logits_diff(const hn_model *a, const hn_model *b) {
-    enum { T = 10 };
-    int32_t ids[T];
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 7907 + 11) % a->cfg.vocab_size);
-    hn_err err = {0};
-    llama_acts *xa, *xb;
-    if (llama_acts_create(a, 1, T, 0, &xa, &err) != HN_OK) return INFINITY;
-    if (llama_acts_create(b, 1, T, 0, &xb, &err) != HN_OK) return INFINITY;
-    size_t n = (size_t)T * a->cfg.vocab_size;
-    float *la = malloc(n * 4), *lb = malloc(n * 4);
-    llama_forward(a, NULL, xa, ids);
-    llama_logits(a, xa, la);
-    llama_forward(b, NULL, xb, ids);
-    llama_logits(b, xb, lb);
-    double md = 0;
-    for (size_t i = 0; i < n; i++) md = fmax(md, fabs(la[i] - lb[i]));
-    free(la), free(lb);
-    llama_acts_free(xa), llama_acts_free(xb);
-    return md;
-}
-
 typedef struct want_tensor {
     const char *name;
     int64_t ne0, ne1; /* ggml order; ne1 0 for vectors; -1 = the vocab */
@@ -105,7 +84,7 @@ static void round_trip(const char *src, const char *tag, const want_tensor *want
         hn_model *b = load(outs[k]);
         if (!b) continue;
         CHECK(b->cfg.arch == m->cfg.arch && b->n_params == m->n_params, "%s: arch/params", outs[k]);
-        double d = logits_diff(m, b);
+        double d = test_logits_diff(m, b, 10);
         CHECK(d < 1e-5, "%s: logits differ from the source by %g", outs[k], d);
         /* GGUF pads the token list to the model's vocab ([PADn]), as llama.cpp needs */
         int nt = tok_vocab_size(m->tok), same = 0;
