@@ -231,6 +231,7 @@ static hn_status dict_items(jctx *c, const jnode *at, const jdict *d, jv *out) {
         if (!pair) return joom(c, at);
         pair->v[0] = d->keys[i];
         pair->v[1] = d->vals[i];
+        pair->tuple = true;
         l->v[i].k = JV_LIST;
         l->v[i].u.l = pair;
     }

@@ -256,6 +256,7 @@ static hn_status eval_test(jctx *c, const jnode *e, jv *out) {
 static hn_status eval_list(jctx *c, const jnode *e, jv *out) {
     jlist *l = jlist_new(c->a, (size_t)e->nargs);
     if (!l) return joom(c, e);
+    l->tuple = e->op == 1;
     for (int i = 0; i < e->nargs; i++)
         if (jeval(c, e->args[i], &l->v[i]) != HN_OK) return c->st;
     out->k = JV_LIST;

@@ -75,7 +75,7 @@ typedef struct jv {
     } u;
 } jv;
 
-struct jlist { size_t n; jv *v; };
+struct jlist { size_t n; jv *v; bool tuple; /* repr as (a, b) */ };
 struct jdict { size_t n, cap; jv *keys, *vals; };
 
 struct jloop {
@@ -108,7 +108,7 @@ typedef enum jbinop {
 struct jnode {
     jnode_type type;
     int line, col;
-    int op;             /* E_BIN: jbinop; E_TEST: 1 = negated ("is not") */
+    int op;             /* E_BIN: jbinop; E_TEST: 1 = negated ("is not"); E_LIST: 1 = tuple */
     const char *name;   /* E_NAME, E_ATTR, E_FILTER, E_TEST, S_MACRO: NUL-terminated */
     jv lit;             /* E_LIT; S_TEXT: the text */
     jnode *a, *b, *c;   /* operands; S_FOR: a targets (E_LIST), b iterable, c filter */

@@ -276,6 +276,7 @@ static hn_status dict_method(jctx *c, const jnode *at, const jdict *d, const cha
             jlist *pair = jlist_new(c->a, 2);
             if (!pair) return joom(c, at);
             pair->v[0] = d->keys[i], pair->v[1] = d->vals[i];
+            pair->tuple = true;
             l->v[i].k = JV_LIST, l->v[i].u.l = pair;
         }
     }

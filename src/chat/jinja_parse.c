@@ -346,7 +346,7 @@ static jnode *parse_paren(parser *p, const jtok *t) {
     if (p->st != HN_OK) return NULL;
     if (items.n == 1 && !tuple) return items.v[0];
     jnode *n = mk(p, E_LIST, t);
-    if (n) n->args = items.v, n->nargs = (int)items.n;
+    if (n) n->args = items.v, n->nargs = (int)items.n, n->op = 1; /* a tuple */
     return n;
 }
 
@@ -512,7 +512,7 @@ static jnode *parse_tuple(parser *p, bool with_cond, bool names_only) {
     }
     if (!comma) return items.v[0];
     jnode *n = mk(p, E_LIST, at);
-    if (n) n->args = items.v, n->nargs = (int)items.n;
+    if (n) n->args = items.v, n->nargs = (int)items.n, n->op = 1; /* a tuple */
     return n;
 }
 

@@ -92,8 +92,7 @@ static bool split_ws(jarena *a, jv s, int64_t maxsplit, bool from_right, jlist *
         while (i < n && jstr_is_space(cp_at(p + i, n - i, &len))) i += len;
         if (i >= n) break;
         if (maxsplit >= 0 && (int64_t)l->n == maxsplit) {
-            jv rest = jstr_strip(jv_str(p + i, n - i), NULL, 0, false, true);
-            return push_piece(a, l, cap, rest);
+            return push_piece(a, l, cap, jv_str(p + i, n - i));
         }
         size_t b = i;
         while (i < n && !jstr_is_space(cp_at(p + i, n - i, &len))) i += len;

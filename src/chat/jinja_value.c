@@ -183,12 +183,13 @@ bool jv_to_str(jv v, hn_buf *b) {
     case JV_FLOAT: fmt_float(v.u.f, tmp, sizeof tmp); return hn_buf_puts(b, tmp);
     case JV_STR: return hn_buf_append(b, v.u.s.p, v.u.s.n);
     case JV_LIST:
-        hn_buf_putc(b, '[');
+        hn_buf_putc(b, v.u.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) hn_buf_puts(b, ", ");
             jv_repr(v.u.l->v[i], b);
         }
-        return hn_buf_putc(b, ']');
+        if (v.u.l->tuple && v.u.l->n == 1) hn_buf_putc(b, ',');
+        return hn_buf_putc(b, v.u.l->tuple ? ')' : ']');
     case JV_DICT: return dict_to_str(v.u.d, b);
     case JV_NS: hn_buf_puts(b, "<Namespace "); dict_to_str(v.u.d, b); return hn_buf_putc(b, '>');
     case JV_MACRO: return hn_buf_printf(b, "<Macro '%s'>", v.u.m->name);
