@@ -1,4 +1,5 @@
-/* template.c — the chat_template object and hone's DEFAULT template.
+/* template.c — the chat_template object and hone's DEFAULT template (the
+ * Jinja-backed kind lives in template_jinja.c).
  *
  * The default template (docs/data.md has the normative text) renders a
  * conversation as plain text segments, each encoded with one tok_encode call:
@@ -17,13 +18,7 @@
 #include <string.h>
 
 #include "base/buf.h"
-
-typedef enum tmpl_kind { TMPL_DEFAULT = 0, TMPL_JINJA = 1 } tmpl_kind;
-
-struct chat_template {
-    tmpl_kind kind;
-    char *source; /* Jinja source (TMPL_JINJA) */
-};
+#include "chat/template_internal.h"
 
 hn_status chat_template_default(chat_template **out, hn_err *err) {
     *out = calloc(1, sizeof **out);
@@ -33,11 +28,38 @@ hn_status chat_template_default(chat_template **out, hn_err *err) {
 }
 
 hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err *err) {
-    (void)src;
     *out = NULL;
-    return hn_errf(err, HN_EUNSUPPORTED,
-                   "the model has a Jinja chat template; Jinja templates are not supported yet");
+    chat_template *t = calloc(1, sizeof *t);
+    if (!t || !(t->source = strdup(src)) || !(t->vars = json_object())) {
+        chat_template_free(t);
+        return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    }
+    t->kind = TMPL_JINJA;
+    hn_status st = jinja_parse(src, strlen(src), &t->jinja, err);
+    if (st != HN_OK) {
+        chat_template_free(t);
+        return st;
+    }
+    *out = t;
+    return HN_OK;
 }
+
+hn_status chat_template_set_var(chat_template *t, const char *name, const char *json_value,
+                                hn_err *err) {
+    if (t->kind != TMPL_JINJA)
+        return hn_errf(err, HN_EINVAL, "chat template variable '%s': hone's default template has "
+                       "no variables", name);
+    json_error_t je;
+    json_t *v = json_loads(json_value, JSON_DECODE_ANY, &je);
+    if (!v)
+        return hn_errf(err, HN_EINVAL, "chat template variable '%s': value is not JSON (%s): %s",
+                       name, je.text, json_value);
+    if (json_object_set_new(t->vars, name, v))
+        return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    return HN_OK;
+}
+
+const char *chat_template_source(const chat_template *t) { return t->source; }
 
 hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn_err *err) {
     if (!jinja_src || !*jinja_src) return chat_template_default(out, err);
@@ -47,6 +69,8 @@ hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn
 void chat_template_free(chat_template *t) {
     if (!t) return;
     free(t->source);
+    jinja_free(t->jinja);
+    json_decref(t->vars);
     free(t);
 }
 
@@ -55,12 +79,11 @@ const char *chat_template_name(const chat_template *t) {
 }
 
 int chat_template_eot(const chat_template *t, const tok *tk) {
-    (void)t;
-    return tok_eos(tk);
+    return t->kind == TMPL_JINJA ? tj_eot(t, tk) : tok_eos(tk);
 }
 
 const char *chat_template_reply_text(const chat_template *t, const char *decoded) {
-    (void)t;
+    if (t->kind == TMPL_JINJA) return tj_reply_text(t, decoded);
     return decoded[0] == ' ' ? decoded + 1 : decoded;
 }
 
@@ -81,7 +104,7 @@ static void render_reset(chat_render *r) {
     r->truncated = false;
 }
 
-static bool render_push(chat_render *r, int32_t id, uint8_t trained) {
+bool chat_render_push(chat_render *r, int32_t id, uint8_t trained) {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 256;
         int32_t *ids = realloc(r->ids, cap * sizeof *ids);
@@ -97,7 +120,7 @@ static bool render_push(chat_render *r, int32_t id, uint8_t trained) {
     return true;
 }
 
-static chat_turn *render_add_turn(chat_render *r) {
+chat_turn *chat_render_add_turn(chat_render *r) {
     if (r->n_turns == r->cap_turns) {
         int cap = r->cap_turns ? r->cap_turns * 2 : 8;
         chat_turn *t = realloc(r->turns, (size_t)cap * sizeof *t);
@@ -168,20 +191,20 @@ static hn_status seg_flush(seg *s, const tok *tk, chat_render *r, bool end_turn,
     hn_status st = tok_encode_spans(tk, s->text.data ? s->text.data : "", s->text.len, bos,
                                     &s->ids, &s->starts, &s->n, &s->cap, err);
     if (st != HN_OK) return st;
-    chat_turn *turn = end_turn ? render_add_turn(r) : NULL;
+    chat_turn *turn = end_turn ? chat_render_add_turn(r) : NULL;
     if (end_turn && !turn) return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
     if (turn) turn->msg_index = s->msg_index, turn->trained = s->trained, turn->tok_begin = SIZE_MAX;
     for (size_t k = 0; k < s->n; k++) {
         bool in = turn && !(bos && k == 0) && s->starts[k] >= s->ans_begin &&
                   s->starts[k] < s->ans_end;
         if (in && turn->tok_begin == SIZE_MAX) turn->tok_begin = r->n;
-        if (!render_push(r, s->ids[k], in && s->trained))
+        if (!chat_render_push(r, s->ids[k], in && s->trained))
             return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
     }
     if (end_turn) {
         if (turn->tok_begin == SIZE_MAX) turn->tok_begin = r->n;
         turn->eot_index = (long)r->n;
-        if (!render_push(r, tok_eos(tk), s->trained))
+        if (!chat_render_push(r, tok_eos(tk), s->trained))
             return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
         turn->tok_end = r->n;
     }
@@ -249,7 +272,7 @@ static hn_status render_default(const tok *tk, const chat_example *ex, bool gen_
     return st;
 }
 
-static void truncate_render(chat_render *r, size_t max_seq_len) {
+void chat_render_truncate(chat_render *r, size_t max_seq_len) {
     r->n_full = r->n;
     r->n_trained_full = r->n_trained;
     if (!max_seq_len || r->n <= max_seq_len) return;
@@ -261,22 +284,22 @@ static void truncate_render(chat_render *r, size_t max_seq_len) {
 hn_status chat_template_render(const chat_template *t, const tok *tk, const chat_example *ex,
                                size_t max_seq_len, chat_render *r, hn_err *err) {
     render_reset(r);
-    if (t->kind != TMPL_DEFAULT) return hn_errf(err, HN_EUNSUPPORTED, "chat template: not supported");
-    hn_status st = render_default(tk, ex, false, r, err);
+    hn_status st = t->kind == TMPL_JINJA ? tj_render(t, tk, ex, false, r, err)
+                                         : render_default(tk, ex, false, r, err);
     if (st != HN_OK) return st;
-    truncate_render(r, max_seq_len);
+    chat_render_truncate(r, max_seq_len);
     return HN_OK;
 }
 
 hn_status chat_render_prompt(const chat_template *t, const tok *tk, const chat_example *ex,
                              chat_render *r, hn_err *err) {
     render_reset(r);
-    if (t->kind != TMPL_DEFAULT) return hn_errf(err, HN_EUNSUPPORTED, "chat template: not supported");
-    hn_status st = render_default(tk, ex, true, r, err);
+    hn_status st = t->kind == TMPL_JINJA ? tj_render(t, tk, ex, true, r, err)
+                                         : render_default(tk, ex, true, r, err);
     if (st != HN_OK) return st;
     memset(r->trained, 0, r->n);
     r->n_trained = 0;
-    truncate_render(r, 0);
+    chat_render_truncate(r, 0);
     return HN_OK;
 }
 

@@ -3,10 +3,11 @@
  *
  * Training and serving go through the same chat_template object, so the text
  * the model is trained on and the prompt it is served with cannot drift apart
- * (docs/pitfalls.md #1). Today there is one implementation, hone's DEFAULT
- * template for base models without a chat template (exact rules in
- * docs/data.md); a Jinja-backed one (chat_template_from_jinja) will plug in
- * behind the same functions.
+ * (docs/pitfalls.md #1). Two implementations sit behind the same functions:
+ * hone's DEFAULT template for base models without a chat template, and the
+ * model's own Jinja template (chat_template_from_jinja, run by the
+ * interpreter in jinja.h). Exact rules, and how the loss mask of a Jinja
+ * template is derived, are in docs/data.md.
  *
  * Mask convention: trained[i] = 1 means token i is a target (its logit at
  * position i-1 enters the loss). Token 0 is never a target. */
@@ -25,7 +26,8 @@ typedef struct chat_template chat_template;
 
 /* hone's default template (fails only on out-of-memory). */
 hn_status chat_template_default(chat_template **out, hn_err *err);
-/* A model's Jinja template. Not implemented yet: HN_EUNSUPPORTED. */
+/* A model's Jinja template, parsed now: syntax errors and constructs hone does
+ * not implement are refused here, naming line and column. */
 hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err *err);
 /* What a model asks for: jinja_src NULL (no template in the model) -> the
  * default template, else chat_template_from_jinja. */
@@ -33,8 +35,17 @@ hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn
 void chat_template_free(chat_template *t);
 /* "hone-default" or "jinja". */
 const char *chat_template_name(const chat_template *t);
-/* The token that ends an assistant turn (EOS for the default template): it is
- * trained at the end of every trained turn and stops generation. -1 if none. */
+/* The Jinja source; NULL for the default template. */
+const char *chat_template_source(const chat_template *t);
+/* Sets an extra variable every rendering sees, its value given as JSON text:
+ * chat_template_set_var(t, "enable_thinking", "false", err). HN_EINVAL for
+ * the default template (it has no variables) or a value that is not JSON. */
+hn_status chat_template_set_var(chat_template *t, const char *name, const char *json_value,
+                                hn_err *err);
+/* The token that ends an assistant turn (EOS for the default template; for a
+ * Jinja template the first special token it renders after an assistant
+ * message, else EOS): it is trained at the end of every trained turn and
+ * stops generation. -1 if none. */
 int chat_template_eot(const chat_template *t, const tok *tk);
 
 /* One assistant message of a rendering, in full-sequence token indices. */
@@ -76,7 +87,9 @@ hn_status chat_render_prompt(const chat_template *t, const tok *tk, const chat_e
                              chat_render *r, hn_err *err);
 
 /* The assistant text of a generated reply: the decoded continuation with the
- * template's separator removed (the default template drops one leading space). */
+ * template's separator removed (the default template drops one leading space;
+ * a Jinja template drops the fixed text it puts between its generation prompt
+ * and an answer, e.g. Mistral's space, when the reply starts with it). */
 const char *chat_template_reply_text(const chat_template *t, const char *decoded);
 
 /* Refuses (HN_EINVAL, clear message) a rendering in which a trained assistant

@@ -34,14 +34,15 @@ static const char *usage =
 
 typedef struct chat_reply {
     const chat_template *t;
+    int eot; /* the template's end-of-turn id: the reply ends there (it need not be EOS) */
     hn_buf text;
 } chat_reply;
 
 /* Streams a chat reply; the template decides what of its first piece is a
  * separator rather than reply text (gen_run's pieces are NUL-terminated). */
 static bool print_reply(void *ctx, int32_t id, const char *text, size_t len) {
-    (void)id;
     chat_reply *r = ctx;
+    if (id == r->eot) return false;
     if (r->text.len == 0 && len) {
         const char *start = chat_template_reply_text(r->t, text);
         len -= (size_t)(start - text);
@@ -66,7 +67,7 @@ static hn_status chat_step(hn_model *m, const chat_template *t, json_t *msgs, co
     chat_render r;
     chat_render_init(&r);
     if (s == HN_OK) s = chat_render_prompt(t, m->tok, &ex, &r, err);
-    chat_reply rep = {.t = t};
+    chat_reply rep = {.t = t, .eot = chat_template_eot(t, m->tok)};
     hn_buf_init(&rep.text);
     gen_result res;
     if (s == HN_OK) s = gen_run(m, r.ids, (int)r.n, gp, print_reply, &rep, NULL, &res, err);

@@ -1,22 +1,63 @@
 /* cmd_inspect.c — `hone inspect PATH`: a model's config, tokenizer summary,
- * metadata and tensor table (shape, type, bytes), for GGUF files and HF dirs. */
+ * chat template (kind, end-of-turn token, source), metadata and tensor table
+ * (shape, type, bytes), for GGUF files and HF dirs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/file.h"
+#include "chat/template.h"
 #include "cli/cli.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "model/model.h"
 
 static const char *usage =
-    "usage: hone inspect PATH [--all]\n"
+    "usage: hone inspect PATH [--all] [--template]\n"
     "\n"
-    "  PATH   a GGUF file, a Hugging Face model directory or a model name\n"
-    "  --all  print every metadata value and every tensor (default: abbreviated)\n";
+    "  PATH        a GGUF file, a Hugging Face model directory or a model name\n"
+    "  --all       print every metadata value and every tensor (default: abbreviated)\n"
+    "  --template  print the whole chat template source (default: its first lines)\n";
 
-static void print_tok(const char *path) {
+enum { TEMPLATE_PREVIEW_LINES = 12 };
+
+/* Renders a one-message serving prompt: does the template run with this
+ * tokenizer? */
+static hn_status try_template(const chat_template *ct, const tok *t, hn_err *err) {
+    chat_message m = {.role = CHAT_USER, .content = "Hello", .content_len = 5, .weight = 1};
+    chat_example ex = {.msgs = &m, .n_msgs = 1, .parallel_tool_calls = -1};
+    chat_render r;
+    chat_render_init(&r);
+    hn_status s = chat_render_prompt(ct, t, &ex, &r, err);
+    chat_render_free(&r);
+    return s;
+}
+
+/* The template's kind, end-of-turn token and source (whole or the first
+ * lines); a template hone cannot run says why. */
+static void print_template(const char *src, const tok *t, bool whole) {
+    chat_template *ct = NULL;
+    hn_err err = {0};
+    if (chat_template_for_model(src, &ct, &err) != HN_OK || try_template(ct, t, &err) != HN_OK) {
+        printf("chat template: jinja, NOT usable by hone: %s\n", err.msg);
+        chat_template_free(ct);
+    } else {
+        int eot = chat_template_eot(ct, t);
+        printf("chat template: %s%s, end of turn %d '%s'\n", chat_template_name(ct),
+               src ? "" : " (the model has none)", eot, eot >= 0 ? tok_piece(t, eot) : "");
+        chat_template_free(ct);
+    }
+    if (!src) return;
+    const char *p = src;
+    for (int line = 0; *p && (whole || line < TEMPLATE_PREVIEW_LINES); line++) {
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    printf("%.*s%s", (int)(p - src), src, p > src && p[-1] != '\n' ? "\n" : "");
+    if (*p) printf("... (%zu more bytes; --template prints it whole)\n", strlen(p));
+}
+
+static void print_tok(const char *path, bool whole_template) {
     hn_err err = {0};
     tok *t;
     int ctx = 0;
@@ -29,8 +70,7 @@ static void print_tok(const char *path) {
            tok_get_kind(t) == TOK_SPM ? "sentencepiece-bpe" : "byte-level-bpe", tok_vocab_size(t),
            tok_bos(t), tok_piece(t, tok_bos(t)), tok_eos(t), tok_piece(t, tok_eos(t)), tok_unk(t));
     printf("context: %d tokens\n", ctx);
-    printf("chat template: %s\n", tmpl ? "" : "(none: hone's default template is used)");
-    if (tmpl) printf("%s\n", tmpl);
+    print_template(tmpl, t, whole_template);
     free(tmpl);
     tok_free(t);
 }
@@ -130,9 +170,10 @@ int cmd_inspect(int argc, char **argv) {
         return 0;
     }
     const char *path = NULL;
-    bool all = false;
+    bool all = false, whole_template = false;
     for (int i = 1; i < argc; i++) {
         if (cli_flag(argv, i, "--all")) all = true;
+        else if (cli_flag(argv, i, "--template")) whole_template = true;
         else if (!path) path = argv[i];
         else {
             fprintf(stderr, "hone inspect: unexpected argument '%s'\n%s", argv[i], usage);
@@ -149,6 +190,6 @@ int cmd_inspect(int argc, char **argv) {
     int rc = hn_path_is_dir(path) ? inspect_st(path, all) : inspect_gguf(path, all);
     if (rc) return rc;
     print_config(path);
-    print_tok(path);
+    print_tok(path, whole_template);
     return 0;
 }

@@ -386,14 +386,24 @@ static hn_status hf_load_weights(hn_model *m, const char *dir, hn_err *err) {
     return s;
 }
 
+/* tokenizer_config.json "chat_template": a string, or a list of {name,
+ * template} of which "default" is the one; newer transformers save it as
+ * chat_template.jinja instead. */
 char *model_hf_chat_template(const char *dir) {
-    char path[4096];
+    char path[4096], *r = NULL;
+    size_t len;
     hn_path_join(path, sizeof path, dir, "tokenizer_config.json");
-    json_t *j = json_load_file(path, 0, NULL);
-    if (!j) return NULL;
-    const char *t = json_string_value(json_object_get(j, "chat_template"));
-    char *r = t ? strdup(t) : NULL;
+    json_t *j = json_load_file(path, 0, NULL), *ct = json_object_get(j, "chat_template"), *e;
+    size_t i;
+    const char *t = json_string_value(ct);
+    json_array_foreach(ct, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        if (name && !strcmp(name, "default")) t = json_string_value(json_object_get(e, "template"));
+    }
+    r = t ? strdup(t) : NULL;
     json_decref(j);
+    hn_path_join(path, sizeof path, dir, "chat_template.jinja");
+    if (!r && hn_path_exists(path) && hn_file_read(path, 0, &r, &len, NULL) != HN_OK) r = NULL;
     return r;
 }
 

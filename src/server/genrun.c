@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/template.h"
+
 typedef struct stream_state {
     gen_job *g;
     pthread_t thread;
@@ -26,6 +28,8 @@ typedef struct stream_state {
 
 typedef struct tok_ctx {
     gen_job *g;
+    chat_template *tmpl; /* chat replies: the model's template (reply text, end of turn) */
+    int eot;             /* chat replies: the template's end-of-turn id, -1 if none */
     hn_buf text;
     size_t emitted; /* bytes of text already streamed */
     bool hit_stop;
@@ -161,13 +165,19 @@ static void stream_text(tok_ctx *c, bool final) {
 }
 
 static bool on_token(void *p, int32_t id, const char *text, size_t len) {
-    (void)id;
     tok_ctx *c = p;
-    /* chat replies: the template's separator space before the answer is not
-     * part of the assistant's text (chat_template_reply_text) */
-    if (c->g->chat && c->text.len == 0 && len > 0 && text[0] == ' ') {
-        text++;
-        len--;
+    /* chat replies end at the template's end-of-turn token, which need not be
+     * EOS (gen_run stops at EOS by itself) */
+    if (c->tmpl && id == c->eot) {
+        c->hit_stop = true;
+        return false;
+    }
+    /* the template's separator before the answer is not part of the
+     * assistant's text (chat_template_reply_text), as in `hone generate --chat` */
+    if (c->tmpl && c->text.len == 0 && len > 0) {
+        const char *start = chat_template_reply_text(c->tmpl, text);
+        len -= (size_t)(start - text);
+        text = start;
     }
     hn_buf_append(&c->text, text, len);
     check_stops(c, len);
@@ -185,7 +195,14 @@ static hn_status run(gen_job *g, tok_ctx *c, gen_result *res, hn_err *err) {
     hn_buf_init(&c->text);
     hn_buf_puts(&c->text, "");
     memset(res, 0, sizeof *res);
-    return gen_run(g->m, g->prompt, g->n_prompt, &g->gp, on_token, c, NULL, res, err);
+    c->eot = -1;
+    /* the prompt was rendered with this template, so it parses */
+    if (g->chat && chat_template_for_model(g->m->chat_template, &c->tmpl, err) != HN_OK) return err->code;
+    if (c->tmpl) c->eot = chat_template_eot(c->tmpl, g->m->tok);
+    hn_status rc = gen_run(g->m, g->prompt, g->n_prompt, &g->gp, on_token, c, NULL, res, err);
+    chat_template_free(c->tmpl);
+    c->tmpl = NULL;
+    return rc;
 }
 
 static const char *finish_of(const tok_ctx *c, const gen_result *res) {
