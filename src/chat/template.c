@@ -24,6 +24,12 @@ hn_status chat_template_default(chat_template **out, hn_err *err) {
     *out = calloc(1, sizeof **out);
     if (!*out) return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
     (*out)->kind = TMPL_DEFAULT;
+    (*out)->reply_prefix = strdup(" ");
+    if (!(*out)->reply_prefix) {
+        free(*out);
+        *out = NULL;
+        return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    }
     return HN_OK;
 }
 
@@ -36,6 +42,8 @@ hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err 
     }
     t->kind = TMPL_JINJA;
     hn_status st = jinja_parse(src, strlen(src), &t->jinja, err);
+    if (st == HN_OK && !(t->reply_prefix = tj_reply_prefix(t)))
+        st = hn_errf(err, HN_ENOMEM, "chat template: out of memory");
     if (st != HN_OK) {
         chat_template_free(t);
         return st;
@@ -71,6 +79,7 @@ void chat_template_free(chat_template *t) {
     free(t->source);
     jinja_free(t->jinja);
     json_decref(t->vars);
+    free(t->reply_prefix);
     free(t);
 }
 
@@ -82,9 +91,16 @@ int chat_template_eot(const chat_template *t, const tok *tk) {
     return t->kind == TMPL_JINJA ? tj_eot(t, tk) : tok_eos(tk);
 }
 
+long chat_template_reply_skip(const chat_template *t, const char *text, size_t len) {
+    size_t n = strlen(t->reply_prefix);
+    if (memcmp(text, t->reply_prefix, len < n ? len : n)) return 0;
+    return len < n ? -1 : (long)n;
+}
+
 const char *chat_template_reply_text(const chat_template *t, const char *decoded) {
-    if (t->kind == TMPL_JINJA) return tj_reply_text(t, decoded);
-    return decoded[0] == ' ' ? decoded + 1 : decoded;
+    size_t len = strlen(decoded);
+    long k = chat_template_reply_skip(t, decoded, len);
+    return decoded + (k < 0 ? (long)len : k);
 }
 
 /* ---- render buffers ---------------------------------------------------- */

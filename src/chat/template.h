@@ -91,6 +91,12 @@ hn_status chat_render_prompt(const chat_template *t, const tok *tk, const chat_e
  * a Jinja template drops the fixed text it puts between its generation prompt
  * and an answer, e.g. Mistral's space, when the reply starts with it). */
 const char *chat_template_reply_text(const chat_template *t, const char *decoded);
+/* For a reply decoded so far (text[0..len)): how many leading bytes are the
+ * template's separator rather than assistant text (" " for the default
+ * template; "<think>\n\n</think>\n\n" after Qwen3's generation prompt; usually
+ * 0), or -1 while the text is still a proper prefix of that separator — a
+ * streaming client holds such bytes back until it knows. */
+long chat_template_reply_skip(const chat_template *t, const char *text, size_t len);
 
 /* Refuses (HN_EINVAL, clear message) a rendering in which a trained assistant
  * turn that survived truncation does not have its end-of-turn token inside the

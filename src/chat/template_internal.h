@@ -16,6 +16,7 @@ struct chat_template {
     char *source;       /* Jinja source (TMPL_JINJA) */
     jinja_tmpl *jinja;  /* parsed once, when the template is made */
     json_t *vars;       /* extra template variables (chat_template_set_var) */
+    char *reply_prefix; /* separator a reply starts with (" ", or from the probes) */
 };
 
 /* Appends a token; false on out-of-memory. */
@@ -29,6 +30,8 @@ void chat_render_truncate(chat_render *r, size_t max_seq_len);
 hn_status tj_render(const chat_template *t, const tok *tk, const chat_example *ex, bool gen_prompt,
                     chat_render *r, hn_err *err);
 int tj_eot(const chat_template *t, const tok *tk);
-const char *tj_reply_text(const chat_template *t, const char *decoded);
+/* The probed separator between the generation prompt and the answer (malloc'd;
+ * "" when the template has none or cannot be probed). */
+char *tj_reply_prefix(const chat_template *t);
 
 #endif

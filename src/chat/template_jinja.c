@@ -192,14 +192,14 @@ int tj_eot(const chat_template *t, const tok *tk) {
     return eot;
 }
 
-const char *tj_reply_text(const chat_template *t, const char *decoded) {
+char *tj_reply_prefix(const chat_template *t) {
     probe p;
     hn_err err;
-    if (probe_template(t, NULL, &p, &err) != HN_OK) return decoded;
-    size_t n = strlen(p.prefix);
-    if (n && !strncmp(decoded, p.prefix, n)) decoded += n;
+    if (probe_template(t, NULL, &p, &err) != HN_OK) return strdup("");
+    char *r = p.prefix;
+    p.prefix = NULL;
     probe_free(&p);
-    return decoded;
+    return r ? r : strdup("");
 }
 
 /* ---- locating assistant spans ---- */

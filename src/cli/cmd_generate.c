@@ -35,22 +35,25 @@ static const char *usage =
 typedef struct chat_reply {
     const chat_template *t;
     int eot; /* the template's end-of-turn id: the reply ends there (it need not be EOS) */
-    hn_buf text;
+    hn_buf raw;   /* everything decoded */
+    long skip;    /* template separator bytes at its start; -1 while undecided */
+    size_t shown; /* bytes of raw printed */
 } chat_reply;
 
-/* Streams a chat reply; the template decides what of its first piece is a
- * separator rather than reply text (gen_run's pieces are NUL-terminated). */
+/* Streams a chat reply. Its first bytes are held back while they could still
+ * be the template's separator (chat_template_reply_skip), then skipped. */
 static bool print_reply(void *ctx, int32_t id, const char *text, size_t len) {
     chat_reply *r = ctx;
     if (id == r->eot) return false;
-    if (r->text.len == 0 && len) {
-        const char *start = chat_template_reply_text(r->t, text);
-        len -= (size_t)(start - text);
-        text = start;
+    hn_buf_append(&r->raw, text, len);
+    if (r->skip < 0) {
+        r->skip = chat_template_reply_skip(r->t, r->raw.data, r->raw.len);
+        if (r->skip < 0) return true;
+        r->shown = (size_t)r->skip;
     }
-    hn_buf_append(&r->text, text, len);
-    fwrite(text, 1, len, stdout);
+    fwrite(r->raw.data + r->shown, 1, r->raw.len - r->shown, stdout);
     fflush(stdout);
+    r->shown = r->raw.len;
     return true;
 }
 
@@ -67,15 +70,18 @@ static hn_status chat_step(hn_model *m, const chat_template *t, json_t *msgs, co
     chat_render r;
     chat_render_init(&r);
     if (s == HN_OK) s = chat_render_prompt(t, m->tok, &ex, &r, err);
-    chat_reply rep = {.t = t, .eot = chat_template_eot(t, m->tok)};
-    hn_buf_init(&rep.text);
+    chat_reply rep = {.t = t, .eot = chat_template_eot(t, m->tok), .skip = -1};
+    hn_buf_init(&rep.raw);
+    hn_buf_puts(&rep.raw, "");
     gen_result res;
     if (s == HN_OK) s = gen_run(m, r.ids, (int)r.n, gp, print_reply, &rep, NULL, &res, err);
     if (s == HN_OK) {
+        const char *reply = rep.raw.data ? chat_template_reply_text(t, rep.raw.data) : "";
+        if (rep.skip < 0) fputs(reply, stdout); /* ended while still undecided */
         fputc('\n', stdout);
-        add_msg(msgs, "assistant", rep.text.data ? rep.text.data : "");
+        add_msg(msgs, "assistant", reply);
     }
-    hn_buf_free(&rep.text);
+    hn_buf_free(&rep.raw);
     chat_render_free(&r);
     chat_example_free(&ex);
     return s;

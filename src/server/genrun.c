@@ -31,6 +31,8 @@ typedef struct tok_ctx {
     chat_template *tmpl; /* chat replies: the model's template (reply text, end of turn) */
     int eot;             /* chat replies: the template's end-of-turn id, -1 if none */
     hn_buf text;
+    hn_buf head;    /* chat replies: first bytes held while they may be the separator */
+    long skip;      /* separator bytes at the reply's start; -1 while undecided */
     size_t emitted; /* bytes of text already streamed */
     bool hit_stop;
     stream_state *ss; /* NULL when not streaming */
@@ -172,12 +174,14 @@ static bool on_token(void *p, int32_t id, const char *text, size_t len) {
         c->hit_stop = true;
         return false;
     }
-    /* the template's separator before the answer is not part of the
-     * assistant's text (chat_template_reply_text), as in `hone generate --chat` */
-    if (c->tmpl && c->text.len == 0 && len > 0) {
-        const char *start = chat_template_reply_text(c->tmpl, text);
-        len -= (size_t)(start - text);
-        text = start;
+    /* the template's separator before the answer (" ", Qwen3's empty think
+     * block) is not part of the assistant's text, as in `hone generate --chat` */
+    if (c->tmpl && c->skip < 0) {
+        hn_buf_append(&c->head, text, len);
+        c->skip = chat_template_reply_skip(c->tmpl, c->head.data, c->head.len);
+        if (c->skip < 0) return true;
+        text = c->head.data + c->skip;
+        len = c->head.len - (size_t)c->skip;
     }
     hn_buf_append(&c->text, text, len);
     check_stops(c, len);
@@ -194,12 +198,16 @@ static bool on_token(void *p, int32_t id, const char *text, size_t len) {
 static hn_status run(gen_job *g, tok_ctx *c, gen_result *res, hn_err *err) {
     hn_buf_init(&c->text);
     hn_buf_puts(&c->text, "");
+    hn_buf_init(&c->head);
+    hn_buf_puts(&c->head, "");
     memset(res, 0, sizeof *res);
     c->eot = -1;
+    c->skip = -1;
     /* the prompt was rendered with this template, so it parses */
     if (g->chat && chat_template_for_model(g->m->chat_template, &c->tmpl, err) != HN_OK) return err->code;
     if (c->tmpl) c->eot = chat_template_eot(c->tmpl, g->m->tok);
     hn_status rc = gen_run(g->m, g->prompt, g->n_prompt, &g->gp, on_token, c, NULL, res, err);
+    hn_buf_free(&c->head); /* a reply that ended inside the separator has no text */
     chat_template_free(c->tmpl);
     c->tmpl = NULL;
     return rc;

@@ -163,6 +163,10 @@ static void check_reply_text(void) {
     hn_err err = {0};
     if (chat_template_from_jinja(src, &t, &err) == HN_OK) {
         CHECK(!strcmp(chat_template_reply_text(t, "<think>\n\n</think>\n\nHi"), "Hi"), "qwen3 reply");
+        /* streaming: undecided while the reply may still become the separator */
+        CHECK(chat_template_reply_skip(t, "<think>", 7) == -1, "qwen3 skip of a partial separator");
+        CHECK(chat_template_reply_skip(t, "<think>\n\n</think>\n\nH", 20) == 19, "qwen3 skip");
+        CHECK(chat_template_reply_skip(t, "Hi", 2) == 0, "qwen3 skip without separator");
         CHECK(!strcmp(chat_template_reply_text(t, "<think>\nhmm\n</think>\n\nHi"), "<think>\nhmm\n</think>\n\nHi"),
               "qwen3 reply with thoughts is kept");
     }
