@@ -26,6 +26,10 @@ static const char *usage =
     "  --lora-rank R           default 8 (alpha = 2R unless --lora-alpha)\n"
     "  --lora-alpha A\n"
     "  --lora-targets LIST     modules with adapters: q,k,v,o,gate,up,down or all (default)\n"
+    "  --train-tokens LIST     LoRA: token rows trained with the adapter (embedding and\n"
+    "                          output rows): auto (default: the end-of-turn token when\n"
+    "                          its rows look untrained), eot, none, or a comma list of\n"
+    "                          eot, token ids and token strings\n"
     "  --grad-accum K          split each batch into K micro-batches (same result, less memory)\n"
     "  --max-seq-len N         truncate examples (default: the model's context)\n"
     "  --packing               several examples per sequence (own attention mask and\n"
@@ -129,6 +133,7 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { c->lora_rank = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--train-tokens", &c->train_tokens, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--grad-accum", &v, &bad)) { c->grad_accum = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--max-seq-len", &v, &bad)) { c->max_seq_len = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--eval-every", &v, &bad)) { c->eval_every = atoi(v); continue; }
@@ -173,6 +178,10 @@ int cmd_finetune(int argc, char **argv) {
            res.method == FT_LORA ? "LoRA adapter" : "model", res.steps, res.n_epochs, res.batch_size,
            res.trained_tokens, now() - p.t0);
     if (!isnan(res.final_valid_loss)) printf("validation loss: %.4f\n", res.final_valid_loss);
+    if (res.stop.done && res.stop.n_checked)
+        printf("stop check: %d/%d replies ended with the end-of-turn token by themselves%s\n",
+               res.stop.n_stopped, res.stop.n_checked,
+               res.stop.n_stopped * 10 >= res.stop.n_checked * 8 ? "" : " (WARNING: below 80%)");
     printf("result: %s (use: hone generate --model %s --adapter %s)\n", res.final_dir, c.model_path,
            res.final_dir);
     return 0;

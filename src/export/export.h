@@ -42,7 +42,9 @@ hn_status export_gguf(const hn_model *m, const export_opts *o, const char *path,
 /* Writes the LoRA adapter l (made for base m) alone as a llama.cpp GGUF LoRA
  * adapter at path (atomically): general.type "adapter", adapter.type "lora",
  * adapter.lora.alpha, tensors "<base GGUF name>.lora_a" / ".lora_b" with the
- * B rows of q/k permuted as the base's q/k rows are. Llama only. */
+ * B rows of q/k permuted as the base's q/k rows are. Llama only. An adapter
+ * with trainable token rows is refused (HN_EUNSUPPORTED): llama.cpp adapters
+ * cannot carry them; the merged export can. */
 hn_status export_gguf_adapter(const hn_model *m, const lora_set *l, const export_opts *o,
                               const char *path, hn_err *err);
 /* Writes m as a Hugging Face model directory (created if missing). Q8_0 is

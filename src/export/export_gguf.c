@@ -245,6 +245,16 @@ hn_status export_gguf_adapter(const hn_model *m, const lora_set *l, const export
     if (l->n_layers != m->cfg.n_layers)
         return hn_errf(err, HN_EINVAL, "adapter has %d layers, the base model %d", l->n_layers,
                        m->cfg.n_layers);
+    /* llama.cpp adapters hold lora_a/lora_b pairs; its token_embd support
+     * (a low-rank pair, no lm_head rows of their own) is not a PEFT token
+     * row, and a silently dropped row would be pitfall #6 (an adapter that
+     * does not apply): refuse rather than write an adapter that never stops. */
+    if (l->n_tok)
+        return hn_errf(err, HN_EUNSUPPORTED, "this adapter also trains %d token row%s (e.g. the "
+                       "end-of-turn token, trainable_token_indices), which a llama.cpp GGUF "
+                       "adapter cannot carry: export the merged model instead (--format gguf "
+                       "--adapter DIR), or fine-tune with --train-tokens none",
+                       l->n_tok, l->n_tok == 1 ? "" : "s");
     gguf_writer *w = gguf_writer_create();
     if (!w) return hn_errf(err, HN_ENOMEM, "out of memory");
     buf_list bl = {0};

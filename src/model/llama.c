@@ -482,12 +482,16 @@ static void rope_get(const hn_model *m, int need, const float **c, const float *
 
 /* ---- embeddings: token rows (+ learned position rows) ---- */
 
-static void embed_forward(const hn_model *m, float *x, const int32_t *ids, const int32_t *pos,
-                          int N) {
+/* lo: trainable token rows add their deltas (NULL at inference, where an
+ * adapter is merged). */
+static void embed_forward(const hn_model *m, const lora_set *lo, float *x, const int32_t *ids,
+                          const int32_t *pos, int N) {
     int D = m->cfg.dim;
     for (int i = 0; i < N; i++) {
         float *dst = x + (size_t)i * D;
         memcpy(dst, m->w.tok_emb + (size_t)ids[i] * D, sizeof(float) * D);
+        int k = lo && lo->n_tok ? lora_token_index(lo, ids[i]) : -1;
+        for (int j = 0; k >= 0 && j < D; j++) dst[j] += lo->tok_emb[(size_t)k * D + j];
         if (!m->w.pos_emb) continue;
         const float *pe = m->w.pos_emb + (size_t)pos[i] * D;
         for (int j = 0; j < D; j++) dst[j] += pe[j];
@@ -507,6 +511,19 @@ static void embed_backward(const hn_model *m, const model_weights *gw, const flo
     }
 }
 
+/* Embedding-row delta grads: the rows of dx at the trainable ids. */
+static void embed_backward_tokens(const hn_model *m, const lora_set *lo, lora_set *lg,
+                                  const float *dx, const int32_t *ids, int N) {
+    int D = m->cfg.dim;
+    for (int i = 0; i < N; i++) {
+        int k = lora_token_index(lo, ids[i]);
+        if (k < 0) continue;
+        float *g = lg->tok_emb + (size_t)k * D;
+        const float *src = dx + (size_t)i * D;
+        for (int j = 0; j < D; j++) g[j] += src[j];
+    }
+}
+
 /* ---- training forward / loss / backward ---- */
 
 void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const int32_t *ids) {
@@ -514,7 +531,7 @@ void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const i
     int N = a->N, D = c->dim;
     const float *rc, *rs;
     rope_get(m, a->T, &rc, &rs);
-    embed_forward(m, a->res, ids, a->pos, N);
+    embed_forward(m, lo, a->res, ids, a->pos, N);
     for (int l = 0; l < c->n_layers; l++) {
         layer_acts *la = &a->layers[l];
         block_forward(m, lo, l, la, a->res + (size_t)l * N * D, a->res + (size_t)(l + 1) * N * D,
@@ -528,13 +545,51 @@ void llama_logits(const hn_model *m, llama_acts *a, float *out) {
     gemm_xwt(a->N, m->cfg.vocab_size, m->cfg.dim, a->xnf, m->w.lm_head, out, false);
 }
 
-/* Loss over one chunk of gathered rows; writes d(xnf) rows and dlm_head. */
-static void loss_chunk(const hn_model *m, llama_acts *a, int n, float *dlm_head, bool need_dx,
-                       llama_loss_stats *st, const float *weights) {
+/* The lm_head-row deltas of trainable tokens (the embedding deltas when tied). */
+static const float *head_deltas(const lora_set *lo) {
+    return lo && lo->n_tok ? (lo->tok_head ? lo->tok_head : lo->tok_emb) : NULL;
+}
+
+/* logits[i, id_k] += x_i . delta_k for the n gathered rows: a few columns,
+ * not a V-sized pass. */
+static void head_tokens_forward(const hn_model *m, const lora_set *lo, const float *x,
+                                float *logits, int n) {
+    const float *hd = head_deltas(lo);
+    int D = m->cfg.dim, V = m->cfg.vocab_size;
+    for (int k = 0; hd && k < lo->n_tok; k++)
+        for (int i = 0; i < n; i++) {
+            const float *xi = x + (size_t)i * D, *d = hd + (size_t)k * D;
+            float acc = 0;
+            for (int j = 0; j < D; j++) acc += xi[j] * d[j];
+            logits[(size_t)i * V + lo->tok_ids[k]] += acc;
+        }
+}
+
+/* With dlogits in logits: g_k += sum_i dlogits[i, id_k] x_i (when lg), and
+ * dx_i += dlogits[i, id_k] delta_k (when dx). */
+static void head_tokens_backward(const hn_model *m, const lora_set *lo, lora_set *lg,
+                                 const float *x, const float *dlogits, float *dx, int n) {
+    const float *hd = head_deltas(lo);
+    float *g = lg && lg->n_tok ? (lg->tok_head ? lg->tok_head : lg->tok_emb) : NULL;
+    int D = m->cfg.dim, V = m->cfg.vocab_size;
+    for (int k = 0; hd && k < lo->n_tok; k++)
+        for (int i = 0; i < n; i++) {
+            float dl = dlogits[(size_t)i * V + lo->tok_ids[k]];
+            for (int j = 0; g && j < D; j++) g[(size_t)k * D + j] += dl * x[(size_t)i * D + j];
+            for (int j = 0; dx && j < D; j++) dx[(size_t)i * D + j] += dl * hd[(size_t)k * D + j];
+        }
+}
+
+/* Loss over one chunk of gathered rows; writes d(xnf) rows, dlm_head and the
+ * token-row delta grads of lg. */
+static void loss_chunk(const hn_model *m, const lora_set *lo, lora_set *lg, llama_acts *a, int n,
+                       float *dlm_head, bool need_dx, llama_loss_stats *st,
+                       const float *weights) {
     int D = m->cfg.dim, V = m->cfg.vocab_size;
     for (int i = 0; i < n; i++)
         memcpy(a->chunk_x + (size_t)i * D, a->xnf + (size_t)a->chunk_rows[i] * D, sizeof(float) * D);
     gemm_xwt(n, V, D, a->chunk_x, m->w.lm_head, a->chunk_logits, false);
+    head_tokens_forward(m, lo, a->chunk_x, a->chunk_logits, n);
     xent_forward_backward(a->chunk_logits, a->chunk_loss, a->chunk_ok, a->chunk_tgt,
                           a->chunk_scale, n, V);
     for (int i = 0; i < n; i++) {
@@ -546,8 +601,10 @@ static void loss_chunk(const hn_model *m, llama_acts *a, int n, float *dlm_head,
     }
     if (dlm_head) gemm_dw(n, V, D, a->chunk_logits, a->chunk_x, dlm_head, true);
     if (!need_dx) return;
-    /* d(xnf) rows: dlogits @ lm_head, written into the gathered rows of dxn */
+    head_tokens_backward(m, lo, lg, a->chunk_x, a->chunk_logits, NULL, n);
+    /* d(xnf) rows: dlogits @ (lm_head + deltas), written into the gathered rows of dxn */
     gemm_xw(n, V, D, a->chunk_logits, m->w.lm_head, a->chunk_x, false);
+    head_tokens_backward(m, lo, NULL, NULL, a->chunk_logits, a->chunk_x, n);
     for (int i = 0; i < n; i++)
         memcpy(a->dxn + (size_t)a->chunk_rows[i] * D, a->chunk_x + (size_t)i * D, sizeof(float) * D);
 }
@@ -576,7 +633,7 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
             n++;
         }
         if (n == LLAMA_LOSS_CHUNK || (i == N && n > 0)) {
-            loss_chunk(m, a, n, grads ? gw.lm_head : NULL, backward, st, weights);
+            loss_chunk(m, lo, lora_grads, a, n, grads ? gw.lm_head : NULL, backward, st, weights);
             n = 0;
         }
     }
@@ -591,6 +648,7 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
         block_backward(m, lo, l, a, a->res + (size_t)l * N * D, grads ? &glayers[l] : NULL,
                        lora_grads, rc, rs);
     if (grads) embed_backward(m, &gw, a->dres, ids, a->pos, N);
+    if (lora_grads && lo && lo->n_tok) embed_backward_tokens(m, lo, lora_grads, a->dres, ids, N);
     free(glayers);
 }
 
@@ -658,7 +716,7 @@ static void forward_chunk(const hn_model *m, model_state *s, const int32_t *ids,
     const float *rc, *rs;
     rope_get(m, s->max_seq, &rc, &rs);
     for (int t = 0; t < T; t++) s->posv[t] = s->pos + t;
-    embed_forward(m, s->x, ids, s->posv, T);
+    embed_forward(m, NULL, s->x, ids, s->posv, T);
     float *x = s->x, *y = s->x2;
     for (int l = 0; l < c->n_layers; l++) {
         block_forward(m, NULL, l, &s->la, x, y, 1, T, s->pos, s->posv, NULL,

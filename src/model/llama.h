@@ -73,13 +73,16 @@ typedef struct llama_loss_stats {
  * backward pass. norm multiplies every weight's gradient (1/sum of weights of
  * the whole accumulated batch). grads (parameter-shaped slab, accumulated) or
  * NULL for frozen base weights; lora_grads (lora-shaped set, accumulated) or
- * NULL. With both NULL only the loss is computed (evaluation). */
+ * NULL. With both NULL only the loss is computed (evaluation). Trainable
+ * token rows of lo add their deltas to the embedding rows (llama_forward)
+ * and to the logit columns of their ids, and get their grads in lora_grads. */
 void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
                          const int32_t *ids, const int32_t *targets, const float *weights,
                          float norm, float *grads, lora_set *lora_grads,
                          llama_loss_stats *st);
 
-/* Logits for every row after llama_forward: out (N, V). */
+/* Logits for every row after llama_forward: out (N, V), base lm_head only
+ * (no trainable token rows). */
 void llama_logits(const hn_model *m, llama_acts *a, float *out);
 
 /* A model with random weights (seeded) and no tokenizer, built in memory for

@@ -73,9 +73,27 @@ static void target_shape(const hn_model *m, int t, int *out, int *in) {
     *in = shapes[t][1];
 }
 
+static bool model_tied(const hn_model *m) { return m->w.lm_head == m->w.tok_emb; }
+
+/* Token rows: ids copied, deltas after the A/B pairs at p. */
+static hn_status check_token_ids(const hn_model *m, const int32_t *ids, int n, hn_err *err) {
+    if (n < 0 || n > 1024) return hn_errf(err, HN_EINVAL, "%d trainable token rows (at most 1024)", n);
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return hn_errf(err, HN_EINVAL, "trainable token id %d out of range (vocabulary %d)",
+                           ids[i], m->cfg.vocab_size);
+        for (int j = 0; j < i; j++)
+            if (ids[j] == ids[i])
+                return hn_errf(err, HN_EINVAL, "trainable token id %d given twice", ids[i]);
+    }
+    return HN_OK;
+}
+
 static hn_status lora_alloc(const hn_model *m, int rank, float alpha, unsigned targets,
-                            lora_set **out, hn_err *err) {
+                            const int32_t *tok_ids, int n_tok, lora_set **out, hn_err *err) {
     if (rank <= 0 || rank > 4096) return hn_errf(err, HN_EINVAL, "LoRA rank %d out of range", rank);
+    hn_status st = check_token_ids(m, tok_ids, n_tok, err);
+    if (st != HN_OK) return st;
     targets &= lora_arch_targets(m->cfg.arch);
     if (!targets)
         return hn_errf(err, HN_EINVAL, "none of the LoRA target modules exists in a %s model",
@@ -99,8 +117,11 @@ static hn_status lora_alloc(const hn_model *m, int rank, float alpha, unsigned t
         target_shape(m, t, &o, &i);
         total += (size_t)L * rank * (size_t)(o + i);
     }
-    l->slab = calloc(total, sizeof(float));
-    if (!l->slab) {
+    size_t tok_floats = (size_t)n_tok * m->cfg.dim;
+    total += tok_floats * (model_tied(m) ? 1 : 2);
+    l->slab = calloc(total ? total : 1, sizeof(float));
+    l->tok_ids = calloc(n_tok ? (size_t)n_tok : 1, sizeof *l->tok_ids);
+    if (!l->slab || !l->tok_ids) {
         lora_free(l);
         return hn_errf(err, HN_ENOMEM, "out of memory for LoRA parameters");
     }
@@ -117,13 +138,25 @@ static hn_status lora_alloc(const hn_model *m, int rank, float alpha, unsigned t
             lp->B = p;
             p += (size_t)lp->out * rank;
         }
+    l->n_tok = n_tok;
+    if (n_tok) {
+        memcpy(l->tok_ids, tok_ids, sizeof *tok_ids * (size_t)n_tok);
+        l->tok_emb = p;
+        l->tok_head = model_tied(m) ? NULL : p + tok_floats;
+    }
     *out = l;
     return HN_OK;
 }
 
 hn_status lora_create(const hn_model *m, int rank, float alpha, unsigned targets, hn_rng *rng,
                       lora_set **out, hn_err *err) {
-    hn_status s = lora_alloc(m, rank, alpha, targets, out, err);
+    return lora_create_ex(m, rank, alpha, targets, NULL, 0, rng, out, err);
+}
+
+hn_status lora_create_ex(const hn_model *m, int rank, float alpha, unsigned targets,
+                         const int32_t *tok_ids, int n_tok, hn_rng *rng, lora_set **out,
+                         hn_err *err) {
+    hn_status s = lora_alloc(m, rank, alpha, targets, tok_ids, n_tok, out, err);
     if (s != HN_OK || !rng) return s;
     lora_set *l = *out;
     for (int layer = 0; layer < l->n_layers; layer++)
@@ -137,9 +170,16 @@ hn_status lora_create(const hn_model *m, int rank, float alpha, unsigned targets
     return HN_OK;
 }
 
+int lora_token_index(const lora_set *l, int id) {
+    for (int k = 0; l && k < l->n_tok; k++)
+        if (l->tok_ids[k] == id) return k;
+    return -1;
+}
+
 void lora_free(lora_set *l) {
     if (!l) return;
     free(l->slab);
+    free(l->tok_ids);
     free(l->pairs);
     free(l);
 }
@@ -153,6 +193,29 @@ void lora_tensor_name(model_arch a, char *out, size_t cap, int layer, int t, boo
     else
         snprintf(out, cap, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", layer,
                  module_of(t), target_names[t], is_b ? 'B' : 'A');
+}
+
+/* PEFT's names of the token-row tensors: the input embedding, and lm_head. */
+static const char *token_tensor_name(model_arch a, bool head) {
+    if (head) return "base_model.model.lm_head.token_adapter.trainable_tokens_delta";
+    return a == ARCH_GPT2 ? "base_model.model.transformer.wte.token_adapter.trainable_tokens_delta"
+                          : "base_model.model.model.embed_tokens.token_adapter.trainable_tokens_delta";
+}
+
+static json_t *ids_json(const lora_set *l) {
+    json_t *a = json_array();
+    for (int k = 0; k < l->n_tok; k++) json_array_append_new(a, json_integer(l->tok_ids[k]));
+    return a;
+}
+
+/* A list targets the input embedding (PEFT ties lm_head to it when the model
+ * is tied); an untied model names both modules. */
+static json_t *token_indices_json(const lora_set *l, const hn_model *m) {
+    if (!l->tok_head) return ids_json(l);
+    json_t *d = json_object();
+    json_object_set_new(d, m->cfg.arch == ARCH_GPT2 ? "wte" : "embed_tokens", ids_json(l));
+    json_object_set_new(d, "lm_head", ids_json(l));
+    return d;
 }
 
 static hn_status write_config(const lora_set *l, const hn_model *m, const char *dir,
@@ -171,6 +234,7 @@ static hn_status write_config(const lora_set *l, const hn_model *m, const char *
     json_object_set_new(j, "fan_in_fan_out", json_boolean(model_arch_traits(m->cfg.arch).conv1d));
     json_object_set_new(j, "target_modules", tm);
     json_object_set_new(j, "base_model_name_or_path", json_string(m->cfg.name));
+    if (l->n_tok) json_object_set_new(j, "trainable_token_indices", token_indices_json(l, m));
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)model_weights_hash(m));
     json_object_set_new(j, "hone_base_weights_hash", json_string(hash));
@@ -185,15 +249,30 @@ static hn_status write_config(const lora_set *l, const hn_model *m, const char *
     return s;
 }
 
+/* rows (n_tok, dim) = base rows of W +/- the deltas (sign +1 to save, -1 to load). */
+static void token_rows(const lora_set *l, const hn_model *m, const float *W, const float *src,
+                       float *dst, float sign) {
+    int D = m->cfg.dim;
+    for (int k = 0; k < l->n_tok; k++) {
+        const float *base = W + (size_t)l->tok_ids[k] * D;
+        for (int i = 0; i < D; i++)
+            dst[(size_t)k * D + i] = sign > 0 ? base[i] + src[(size_t)k * D + i]
+                                              : src[(size_t)k * D + i] - base[i];
+    }
+}
+
 hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_err *err) {
     hn_status s = hn_mkdirs(dir, err);
     if (s != HN_OK) return s;
-    size_t n = 0, cap = (size_t)l->n_layers * LORA_N_TARGETS * 2;
+    size_t n = 0, cap = (size_t)l->n_layers * LORA_N_TARGETS * 2 + 2;
+    size_t tok_floats = (size_t)l->n_tok * m->cfg.dim;
     st_wtensor *ts = calloc(cap, sizeof *ts);
     char (*names)[128] = calloc(cap, sizeof *names);
-    if (!ts || !names) {
+    float *rows = malloc(sizeof(float) * (2 * tok_floats + 1));
+    if (!ts || !names || !rows) {
         free(ts);
         free(names);
+        free(rows);
         return hn_errf(err, HN_ENOMEM, "out of memory");
     }
     for (int layer = 0; layer < l->n_layers; layer++)
@@ -208,12 +287,21 @@ hn_status lora_save(const lora_set *l, const hn_model *m, const char *dir, hn_er
                 n++;
             }
         }
+    for (int head = 0; l->n_tok && head < 2; head++) {
+        if (head && !l->tok_head) break;
+        float *dst = rows + head * tok_floats;
+        token_rows(l, m, head ? m->w.lm_head : m->w.tok_emb, head ? l->tok_head : l->tok_emb, dst,
+                   1.0f);
+        ts[n++] = (st_wtensor){token_tensor_name(m->cfg.arch, head), ST_F32, 2,
+                               {l->n_tok, m->cfg.dim}, dst};
+    }
     char path[4096];
     hn_path_join(path, sizeof path, dir, "adapter_model.safetensors");
     const char *meta[] = {"format", "pt", NULL};
     s = st_write(path, ts, n, meta, err);
     free(ts);
     free(names);
+    free(rows);
     return s == HN_OK ? write_config(l, m, dir, err) : s;
 }
 
@@ -231,8 +319,53 @@ static hn_status check_base(const hn_model *m, json_t *j, const char *path, hn_e
                    want, m->cfg.name, have);
 }
 
-static hn_status read_config(const hn_model *m, const char *dir, int *rank, float *alpha,
-                             unsigned *targets, hn_err *err) {
+typedef struct adapter_cfg {
+    int rank;
+    float alpha;
+    unsigned targets;
+    int32_t ids[1024];
+    int n_ids;
+} adapter_cfg;
+
+/* An id list of trainable_token_indices into c->ids (the first one read) or
+ * compared with it (a second module must train the same rows). */
+static hn_status read_ids(json_t *a, adapter_cfg *c, bool first, const char *path, hn_err *err) {
+    size_t n = json_array_size(a);
+    if (!json_is_array(a) || n > 1024 || (!first && (int)n != c->n_ids))
+        return hn_errf(err, HN_EFORMAT, "%s: trainable_token_indices must be a list of token ids "
+                       "(the same for every module)", path);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || (!first && json_integer_value(v) != c->ids[i]))
+            return hn_errf(err, HN_EFORMAT, "%s: trainable_token_indices must be a list of token "
+                           "ids (the same for every module)", path);
+        c->ids[i] = (int32_t)json_integer_value(v);
+    }
+    c->n_ids = (int)n;
+    return HN_OK;
+}
+
+/* A list, or {"embed_tokens"|"wte"|"lm_head": list, ...} (PEFT's two forms). */
+static hn_status read_token_indices(json_t *j, adapter_cfg *c, const char *path, hn_err *err) {
+    json_t *ti = json_object_get(j, "trainable_token_indices");
+    c->n_ids = 0;
+    if (!ti || json_is_null(ti)) return HN_OK;
+    if (json_is_array(ti)) return read_ids(ti, c, true, path, err);
+    if (!json_is_object(ti))
+        return hn_errf(err, HN_EFORMAT, "%s: trainable_token_indices is neither a list nor an "
+                       "object", path);
+    const char *key;
+    json_t *v;
+    bool first = true;
+    json_object_foreach(ti, key, v) {
+        hn_status s = read_ids(v, c, first, path, err);
+        if (s != HN_OK) return s;
+        first = false;
+    }
+    return HN_OK;
+}
+
+static hn_status read_config(const hn_model *m, const char *dir, adapter_cfg *c, hn_err *err) {
     char path[4096];
     hn_path_join(path, sizeof path, dir, "adapter_config.json");
     json_error_t je;
@@ -243,38 +376,27 @@ static hn_status read_config(const hn_model *m, const char *dir, int *rank, floa
     hn_status s = HN_OK;
     if (!json_is_integer(r) || !json_is_number(a) || !json_is_array(tm))
         s = hn_errf(err, HN_EFORMAT, "%s: needs integer r, number lora_alpha, target_modules list", path);
-    *targets = 0;
+    c->targets = 0;
     for (size_t i = 0; s == HN_OK && i < json_array_size(tm); i++) {
         unsigned one;
         s = lora_parse_targets(json_string_value(json_array_get(tm, i)), &one, err);
         if (s != HN_OK) hn_err_prefix(err, "%s: target_modules", path);
-        *targets |= one;
+        c->targets |= one;
     }
+    if (s == HN_OK) s = read_token_indices(j, c, path, err);
     if (s == HN_OK) s = check_base(m, j, path, err);
     if (s == HN_OK) {
-        *rank = (int)json_integer_value(r);
-        *alpha = (float)json_number_value(a);
+        c->rank = (int)json_integer_value(r);
+        c->alpha = (float)json_number_value(a);
     }
     json_decref(j);
     return s;
 }
 
-hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *err) {
-    int rank = 0;
-    float alpha = 0;
-    unsigned targets = 0;
-    *out = NULL;
-    hn_status s = read_config(m, dir, &rank, &alpha, &targets, err);
-    if (s != HN_OK) return s;
-    char path[4096];
-    hn_path_join(path, sizeof path, dir, "adapter_model.safetensors");
-    st_model *st;
-    if ((s = st_open(path, &st, err)) != HN_OK) return s;
-    lora_set *l;
-    if ((s = lora_alloc(m, rank, alpha, targets, &l, err)) != HN_OK) {
-        st_close(st);
-        return s;
-    }
+static hn_status load_pairs(lora_set *l, const hn_model *m, const st_model *st, const char *path,
+                            hn_err *err) {
+    hn_status s = HN_OK;
+    int rank = l->rank;
     for (int layer = 0; s == HN_OK && layer < l->n_layers; layer++)
         for (int t = 0; s == HN_OK && t < LORA_N_TARGETS; t++) {
             lora_pair *lp = &l->pairs[layer][t];
@@ -291,6 +413,59 @@ hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *
                     s = st_tensor_to_f32(ten, b ? lp->B : lp->A, err);
             }
         }
+    return s;
+}
+
+/* Token rows on disk are new rows: delta = row - base row. A module without
+ * its tensor keeps zero deltas (a PEFT list on an untied model trains only
+ * the embedding), but one of them must be there. */
+static hn_status load_tokens(lora_set *l, const hn_model *m, const st_model *st, const char *path,
+                             hn_err *err) {
+    size_t n = (size_t)l->n_tok * m->cfg.dim;
+    float *rows = malloc(sizeof(float) * (n + 1));
+    if (!rows) return hn_errf(err, HN_ENOMEM, "out of memory");
+    hn_status s = HN_OK;
+    int found = 0;
+    for (int head = 0; s == HN_OK && head < 2; head++) {
+        float *dst = head ? (l->tok_head ? l->tok_head : l->tok_emb) : l->tok_emb;
+        const char *name = token_tensor_name(m->cfg.arch, head);
+        const st_tensor *ten = st_find(st, name);
+        if (!ten) continue;
+        if (found && dst == l->tok_emb) break; /* tied: the embedding tensor serves both */
+        if (ten->n_elems != n)
+            s = hn_errf(err, HN_EFORMAT, "%s: tensor '%s' is not %d x %d", path, name, l->n_tok,
+                        m->cfg.dim);
+        else
+            s = st_tensor_to_f32(ten, rows, err);
+        if (s == HN_OK)
+            token_rows(l, m, dst == l->tok_head ? m->w.lm_head : m->w.tok_emb, rows, dst, -1.0f);
+        found++;
+    }
+    free(rows);
+    if (s == HN_OK && !found)
+        s = hn_errf(err, HN_EFORMAT, "%s: trainable_token_indices given but no "
+                    "token_adapter.trainable_tokens_delta tensor", path);
+    return s;
+}
+
+hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *err) {
+    adapter_cfg c;
+    *out = NULL;
+    hn_status s = read_config(m, dir, &c, err);
+    if (s != HN_OK) return s;
+    char path[4096];
+    hn_path_join(path, sizeof path, dir, "adapter_model.safetensors");
+    st_model *st;
+    if ((s = st_open(path, &st, err)) != HN_OK) return s;
+    lora_set *l;
+    s = lora_alloc(m, c.rank, c.alpha, c.targets, c.ids, c.n_ids, &l, err);
+    if (s != HN_OK) {
+        hn_err_prefix(err, "%s", dir);
+        st_close(st);
+        return s;
+    }
+    s = load_pairs(l, m, st, path, err);
+    if (s == HN_OK && l->n_tok) s = load_tokens(l, m, st, path, err);
     st_close(st);
     if (s != HN_OK) {
         lora_free(l);
@@ -319,5 +494,12 @@ void lora_merge(const lora_set *l, hn_model *m) {
                     for (int i = 0; i < lp->in; i++) row[i * si] += b * a[i];
                 }
         }
+    }
+    int D = m->cfg.dim;
+    for (int k = 0; k < l->n_tok; k++) {
+        float *e = m->w.tok_emb + (size_t)l->tok_ids[k] * D;
+        float *h = m->w.lm_head + (size_t)l->tok_ids[k] * D;
+        for (int i = 0; i < D; i++) e[i] += l->tok_emb[(size_t)k * D + i];
+        for (int i = 0; l->tok_head && i < D; i++) h[i] += l->tok_head[(size_t)k * D + i];
     }
 }

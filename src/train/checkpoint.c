@@ -58,7 +58,28 @@ static json_t *model_info(trainer *t) {
     json_object_set_new(j, "total_steps", json_integer(t->total_steps));
     json_object_set_new(j, "valid_cursor", json_integer(t->valid_cursor));
     json_object_set_new(j, "trained_tokens", json_integer(t->trained_tokens));
+    if (t->lora) {
+        json_t *ids = json_array();
+        for (int k = 0; k < t->tokens.n; k++) json_array_append_new(ids, json_integer(t->tokens.ids[k]));
+        json_object_set_new(j, "trainable_token_indices", ids);
+        if (t->tokens.n) json_object_set_new(j, "trainable_tokens_reason", json_string(t->tokens.why));
+    }
+    if (t->stop.done) {
+        json_t *sc = json_object();
+        json_object_set_new(sc, "prompts", json_integer(t->stop.n_checked));
+        json_object_set_new(sc, "stopped", json_integer(t->stop.n_stopped));
+        json_object_set_new(sc, "max_new_tokens", json_integer(t->stop.budget));
+        json_object_set_new(sc, "ok", json_boolean(t->stop.n_stopped * 10 >= t->stop.n_checked * 8));
+        json_object_set_new(j, "stop_check", sc);
+    }
     return j;
+}
+
+/* The token-row deltas as trained: the adapter file holds base + delta
+ * (PEFT's layout), which does not always give delta back bit for bit, and a
+ * resumed run must continue exactly. */
+static size_t token_floats(const trainer *t) {
+    return t->lora && t->lora->n_tok ? t->lora->n_params - (size_t)(t->lora->tok_emb - t->lora->slab) : 0;
 }
 
 static hn_status swap_into_place(const char *tmp, const char *dir, hn_err *err) {
@@ -90,11 +111,13 @@ hn_status ckpt_save(trainer *t, const char *dir, hn_err *err) {
     hn_status s = hn_mkdirs(tmp, err);
     if (s == HN_OK) s = save_weights(t, tmp, err);
     if (s == HN_OK) {
-        st_wtensor ts[2] = {{"adam.m", ST_F32, 1, {(int64_t)t->n_train}, t->adam_m},
-                            {"adam.v", ST_F32, 1, {(int64_t)t->n_train}, t->adam_v}};
+        size_t nt = token_floats(t);
+        st_wtensor ts[3] = {{"adam.m", ST_F32, 1, {(int64_t)t->n_train}, t->adam_m},
+                            {"adam.v", ST_F32, 1, {(int64_t)t->n_train}, t->adam_v},
+                            {"token_deltas", ST_F32, 1, {(int64_t)nt}, nt ? t->lora->tok_emb : NULL}};
         char path[1500];
         snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
-        s = st_write(path, ts, 2, NULL, err);
+        s = st_write(path, ts, nt ? 3 : 2, NULL, err);
     }
     if (s == HN_OK) s = save_json(tmp, "trainer_state.json", model_info(t), err);
     if (s == HN_OK) s = swap_into_place(tmp, dir, err);
@@ -109,6 +132,10 @@ hn_status ckpt_save_model(trainer *t, const char *dir, hn_err *err) {
     if (s == HN_OK) s = save_json(tmp, "hone_finetune.json", model_info(t), err);
     if (s == HN_OK) s = swap_into_place(tmp, dir, err);
     return s;
+}
+
+hn_status ckpt_save_info(trainer *t, const char *dir, hn_err *err) {
+    return save_json(dir, "hone_finetune.json", model_info(t), err);
 }
 
 static hn_status load_state(trainer *t, const char *dir, hn_err *err) {
@@ -155,9 +182,12 @@ static hn_status load_weights(trainer *t, const char *dir, hn_err *err) {
         lora_set *l;
         hn_status s = lora_load(t->m, dir, &l, err);
         if (s != HN_OK) return s;
-        if (l->n_params != t->lora->n_params || l->rank != t->lora->rank) {
+        if (l->n_params != t->lora->n_params || l->rank != t->lora->rank ||
+            l->n_tok != t->lora->n_tok ||
+            memcmp(l->tok_ids, t->lora->tok_ids, sizeof *l->tok_ids * (size_t)l->n_tok)) {
             lora_free(l);
-            return hn_errf(err, HN_EINVAL, "%s: adapter rank/targets differ from this run", dir);
+            return hn_errf(err, HN_EINVAL, "%s: adapter rank/targets/trainable tokens differ from "
+                           "this run", dir);
         }
         memcpy(t->lora->slab, l->slab, l->n_params * sizeof(float));
         lora_free(l);
@@ -183,6 +213,8 @@ hn_status ckpt_load(trainer *t, const char *dir, hn_err *err) {
     if ((s = st_open(path, &st, err)) != HN_OK) return s;
     s = load_vec(st, "adam.m", t->adam_m, t->n_train, err);
     if (s == HN_OK) s = load_vec(st, "adam.v", t->adam_v, t->n_train, err);
+    if (s == HN_OK && token_floats(t))
+        s = load_vec(st, "token_deltas", t->lora->tok_emb, token_floats(t), err);
     st_close(st);
     return s;
 }

@@ -20,6 +20,7 @@
 #include "base/rng.h"
 #include "chat/hparams.h"
 #include "tensor/ops.h"
+#include "train/stopcheck.h"
 #include "train/trainer.h"
 
 void ft_config_default(ft_config *c) {
@@ -87,29 +88,6 @@ static hn_status setup_data(trainer *t, hn_err *err) {
     return HN_OK;
 }
 
-/* LoRA leaves the embeddings and the output head frozen. When the base model
- * never learned its end-of-sequence token (its output row is a near copy of
- * many unused rows, as in stories260K), no adapter can make the model predict
- * it, so the fine-tune would never learn to stop: say so before training. */
-static void warn_untrained_eos(trainer *t) {
-    const hn_model *m = t->m;
-    int eos = tok_eos(m->tok), D = m->cfg.dim, twins = 0;
-    if (eos < 0 || eos >= m->cfg.vocab_size) return;
-    const float *row = m->w.lm_head + (size_t)eos * D;
-    for (int v = 0; v < m->cfg.vocab_size; v++) {
-        if (v == eos) continue;
-        const float *o = m->w.lm_head + (size_t)v * D;
-        double d = 0;
-        for (int i = 0; i < D; i++) d += (double)(row[i] - o[i]) * (row[i] - o[i]);
-        twins += d < 1e-6;
-    }
-    if (twins >= 8)
-        event(t, "warn", "The base model's end-of-sequence token '%s' looks untrained (its output "
-              "row equals %d other rows), and LoRA keeps that row frozen: the fine-tuned model "
-              "will not learn to stop. Use --method full for this model.",
-              tok_piece(m->tok, eos), twins);
-}
-
 static hn_status setup_hparams(trainer *t, hn_err *err) {
     const ft_config *c = &t->cfg;
     int n = t->train.n;
@@ -142,7 +120,26 @@ static hn_status setup_hparams(trainer *t, hn_err *err) {
     }
     if (c->lora_dropout > 0 && c->method == FT_LORA)
         event(t, "warn", "LoRA dropout is not implemented yet; training without dropout");
-    if (c->method == FT_LORA) warn_untrained_eos(t);
+    return HN_OK;
+}
+
+/* LoRA keeps embeddings and the output head frozen: when the base model
+ * never trained its end-of-turn token (stories260K's EOS row equals 167
+ * unused rows; Llama-3 base's <|eot_id|>), no adapter can make the model
+ * predict it, so its rows are trained alongside (docs/training.md). */
+static hn_status setup_tokens(trainer *t, hn_err *err) {
+    ft_tokens *tk = &t->tokens;
+    hn_status s = ft_tokens_choose(t->m, t->cfg.train_tokens, tk, err);
+    if (s != HN_OK) return s;
+    if (tk->n)
+        event(t, "info", "Training the embedding and output rows of %s alongside the LoRA "
+              "adapter: %s", tk->names, tk->why);
+    bool eot_kept = false;
+    for (int k = 0; k < tk->n; k++) eot_kept |= tk->ids[k] == tk->eot;
+    if (tk->eot_untrained && !eot_kept)
+        event(t, "warn", "The end-of-turn token '%s' looks untrained and --train-tokens keeps its "
+              "rows frozen: the fine-tuned model will likely not learn to stop "
+              "(use --train-tokens eot or --method full).", tok_piece(t->m->tok, tk->eot));
     return HN_OK;
 }
 
@@ -167,8 +164,11 @@ static hn_status setup_params(trainer *t, hn_err *err) {
         }
         int r = c->lora_rank > 0 ? c->lora_rank : 8;
         float alpha = c->lora_alpha > 0 ? c->lora_alpha : 2.0f * r;
-        s = lora_create(t->m, r, alpha, all, &rng, &t->lora, err);
-        if (s == HN_OK) s = lora_create(t->m, r, alpha, all, NULL, &t->lora_grad, err);
+        s = setup_tokens(t, err);
+        const int32_t *ids = t->tokens.ids;
+        int n = t->tokens.n;
+        if (s == HN_OK) s = lora_create_ex(t->m, r, alpha, all, ids, n, &rng, &t->lora, err);
+        if (s == HN_OK) s = lora_create_ex(t->m, r, alpha, all, ids, n, NULL, &t->lora_grad, err);
         if (s != HN_OK) return s;
         t->params = t->lora->slab;
         t->grads = t->lora_grad->slab;
@@ -485,6 +485,47 @@ static void trainer_free(trainer *t) {
     model_free(t->m);
 }
 
+/* The most tokens one trained answer spans (a run of trained targets). */
+static int longest_answer(const ft_seqs *q) {
+    int best = 0;
+    for (int e = 0; e < q->n; e++)
+        for (int i = 0, run = 0; i < q->v[e].n; i++) {
+            run = q->v[e].trained[i] ? run + 1 : 0;
+            if (run > best) best = run;
+        }
+    return best;
+}
+
+/* Does the fine-tuned model stop by itself (docs/pitfalls.md #2)? Runs last:
+ * the adapter is merged into the base weights for plain inference. */
+static hn_status stop_check(trainer *t, hn_err *err) {
+    int budget = 2 * longest_answer(&t->train) + 16;
+    const char *path = t->valid.n ? t->cfg.valid_path : t->cfg.train_path;
+    if (t->lora) lora_merge(t->lora, t->m);
+    hn_status s = ft_stop_check_run(t->m, path, 20, budget, 60.0, &t->stop, err);
+    if (s != HN_OK) {
+        hn_err_prefix(err, "stop check");
+        return s;
+    }
+    const ft_stop_check *c = &t->stop;
+    if (!c->n_checked) return HN_OK;
+    const char *data = t->valid.n ? "validation" : "training";
+    if (c->n_stopped * 10 >= c->n_checked * 8) {
+        event(t, "info", "Stop check: %d of %d greedy replies to %s prompts ended with the "
+              "end-of-turn token by themselves (budget %d tokens)", c->n_stopped, c->n_checked,
+              data, c->budget);
+        return HN_OK;
+    }
+    bool frozen_eot = t->lora && t->tokens.eot_untrained &&
+                      lora_token_index(t->lora, t->tokens.eot) < 0;
+    event(t, "warn", "Stop check: only %d of %d greedy replies to %s prompts ended with the "
+          "end-of-turn token within %d tokens: the fine-tuned model may not stop by itself. %s",
+          c->n_stopped, c->n_checked, data, c->budget,
+          frozen_eot ? "Its end-of-turn row is untrained and frozen: use --train-tokens eot."
+                     : "Train longer (more epochs) or check that answers end with end-of-turn.");
+    return HN_OK;
+}
+
 static hn_status run(trainer *t, ft_result *res, hn_err *err) {
     hn_status s = hn_mkdirs(t->cfg.out_dir, err);
     if (s == HN_OK) s = model_load(t->cfg.model_path, &t->m, err);
@@ -510,6 +551,7 @@ static hn_status run(trainer *t, ft_result *res, hn_err *err) {
     if ((s = train_loop(t, err)) != HN_OK) return s;
     hn_path_join(res->final_dir, sizeof res->final_dir, t->cfg.out_dir, "final");
     if ((s = ckpt_save_model(t, res->final_dir, err)) != HN_OK) return s;
+    res->n_train_tokens = t->tokens.n;
     res->steps = t->step;
     res->trained_tokens = t->trained_tokens;
     res->final_train_loss = t->last_train_loss;
@@ -520,7 +562,9 @@ static hn_status run(trainer *t, ft_result *res, hn_err *err) {
         double va;
         eval_valid(t, 0, t->valid.n, &res->final_valid_loss, &va);
     }
-    return HN_OK;
+    if ((s = stop_check(t, err)) != HN_OK) return s;
+    res->stop = t->stop;
+    return ckpt_save_info(t, res->final_dir, err);
 }
 
 hn_status ft_run(const ft_config *cfg, const ft_callbacks *cb, ft_result *res, hn_err *err) {

@@ -26,6 +26,9 @@ typedef struct ft_config {
     float lora_alpha;        /* 0 (default) = 2 * rank */
     float lora_dropout;      /* default 0 */
     const char *lora_targets; /* "q,k,v,o,gate,up,down" subset; NULL = all */
+    const char *train_tokens; /* LoRA: token rows trained too: NULL/"auto" (the end-of-turn
+                                 token if its row looks untrained), "eot", "none", or a
+                                 comma list of "eot", ids and token strings */
     int grad_accum;          /* micro-batches per step, default 1 */
     int max_seq_len;         /* 0 = model context */
     int eval_every;          /* steps between small validation batches, 0 = auto */
@@ -61,6 +64,15 @@ typedef struct ft_callbacks {
     bool (*should_stop)(void *ctx, bool *checkpoint_on_stop);
 } ft_callbacks;
 
+/* The post-training stop check (docs/training.md): greedy replies to up to
+ * 20 validation (else training) prompts, budget tokens each. */
+typedef struct ft_stop_check {
+    bool done;
+    int n_checked, n_stopped; /* replies, and those ending with end-of-turn by themselves */
+    int budget;               /* 2 x the longest trained answer + 16 */
+    double seconds;
+} ft_stop_check;
+
 typedef struct ft_result {
     long long trained_tokens;
     int steps;
@@ -68,6 +80,8 @@ typedef struct ft_result {
     ft_method method;        /* resolved */
     double lr_multiplier;
     double final_train_loss, final_valid_loss;
+    int n_train_tokens;      /* LoRA: trainable token rows */
+    ft_stop_check stop;
     char final_dir[1024]; /* out_dir/final */
 } ft_result;
 

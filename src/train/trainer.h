@@ -8,12 +8,15 @@
 #include "model/llama.h"
 #include "train/finetune.h"
 #include "train/seqs.h"
+#include "train/tokens.h"
 
 typedef struct trainer {
     ft_config cfg;
     const ft_callbacks *cb;
     hn_model *m;
     lora_set *lora, *lora_grad;  /* LoRA only */
+    ft_tokens tokens;            /* LoRA: the token rows trained too */
+    ft_stop_check stop;          /* after training */
     float *params, *grads;       /* trainable slab and its gradient */
     float *adam_m, *adam_v;
     size_t n_train;
@@ -43,5 +46,7 @@ hn_status ckpt_save(trainer *t, const char *dir, hn_err *err);
 hn_status ckpt_load(trainer *t, const char *dir, hn_err *err);
 /* Writes the final model (adapter or full weights) + hone_finetune.json. */
 hn_status ckpt_save_model(trainer *t, const char *dir, hn_err *err);
+/* Rewrites dir/hone_finetune.json (after the stop check). */
+hn_status ckpt_save_info(trainer *t, const char *dir, hn_err *err);
 
 #endif

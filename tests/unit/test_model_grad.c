@@ -2,8 +2,10 @@
  * every architecture (Llama tied/untied with GQA, Qwen2 with q/k/v biases,
  * Qwen3 with q/k-norm and head_dim != dim/heads, GPT-2 with LayerNorm, GELU,
  * fused Conv1D q/k/v and learned positions), each with one packed row: every
- * full fine-tuning gradient and every LoRA gradient; and of the LayerNorm,
- * GELU and bias kernels those architectures add. */
+ * full fine-tuning gradient, every LoRA gradient and the gradients of
+ * trainable token rows (embedding and, untied, lm_head deltas; zero deltas
+ * leave the loss bit-identical); and of the LayerNorm, GELU and bias kernels
+ * those architectures add. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,63 @@ static double model_loss(void *p) {
     return st.loss_sum * c->norm;
 }
 
+/* Token rows that occur as inputs and as targets, three of them distinct. */
+static int pick_tokens(const model_ctx *c, int32_t *tok) {
+    int n = 0;
+    const int32_t cand[] = {c->ids[1], c->tgt[2], c->ids[9], c->tgt[11], c->ids[3]};
+    for (size_t i = 0; i < sizeof cand / sizeof *cand && n < 3; i++) {
+        bool dup = false;
+        for (int j = 0; j < n; j++) dup |= tok[j] == cand[i];
+        if (!dup) tok[n++] = cand[i];
+    }
+    return n;
+}
+
+/* plain: a LoRA set with trained A/B and no token rows. */
+static void check_tokens(const char *name, model_ctx *c, lora_set *plain) {
+    int32_t tok[3];
+    int n = pick_tokens(c, tok);
+    hn_rng saved = rng; /* the other checks keep their random draws */
+    lora_set *lo = NULL, *lg = NULL;
+    hn_err err = {0};
+    CHECK(lora_create_ex(c->m, plain->rank, plain->alpha, plain->targets, tok, n, NULL, &lo,
+                         &err) == HN_OK, "%s", err.msg);
+    CHECK(lora_create_ex(c->m, plain->rank, plain->alpha, plain->targets, tok, n, NULL, &lg,
+                         &err) == HN_OK, "%s", err.msg);
+    if (!lo || !lg) return;
+    bool tied = lo->tok_head == NULL;
+    CHECK(tied == c->m->cfg.tied_embeddings, "%s: tied %d", name, tied);
+    /* the A/B pairs come first in the slab, in the same layout */
+    memcpy(lo->slab, plain->slab, plain->n_params * sizeof(float));
+    c->lo = plain;
+    double want = model_loss(c);
+    c->lo = lo;
+    double got = model_loss(c);
+    CHECK(want == got, "%s: zero token deltas change the loss %.17g -> %.17g", name, want, got);
+    size_t nd = (size_t)n * c->m->cfg.dim;
+    fill(lo->tok_emb, nd, -0.5f, 0.5f);
+    if (lo->tok_head) fill(lo->tok_head, nd, -0.5f, 0.5f);
+    llama_loss_stats st;
+    llama_forward(c->m, lo, c->a, c->ids);
+    llama_loss_backward(c->m, lo, c->a, c->ids, c->tgt, c->w, c->norm, NULL, lg, &st);
+    double worst = test_fd_check("token rows embedding", lo->tok_emb, lg->tok_emb, nd, model_loss,
+                                 c, 2e-3f, 5e-3);
+    if (lo->tok_head)
+        worst = fmax(worst, test_fd_check("token rows lm_head", lo->tok_head, lg->tok_head, nd,
+                                          model_loss, c, 2e-3f, 5e-3));
+    /* and the A/B grads still agree with the token rows in the forward */
+    /* and the LoRA grads still agree with token rows in the forward */
+    worst = fmax(worst, test_fd_check("lora down B with token rows", lo->pairs[1][LORA_DOWN].B,
+                                      lg->pairs[1][LORA_DOWN].B,
+                                      (size_t)lo->rank * c->m->cfg.dim, model_loss, c, 2e-3f, 5e-3));
+    printf("model %s: %d trainable token rows (%s), worst relative error %.2e\n", name, n,
+           tied ? "tied" : "untied", worst);
+    c->lo = plain;
+    rng = saved;
+    lora_free(lo);
+    lora_free(lg);
+}
+
 static void check_model(const char *name, model_arch arch, bool tied, int Hq, int Hkv, int hd) {
     model_config cfg = {.arch = arch, .dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = Hq,
                         .n_kv_heads = Hkv, .head_dim = hd, .vocab_size = 40, .max_seq_len = 32,
@@ -171,6 +230,7 @@ static void check_model(const char *name, model_arch arch, bool tied, int Hq, in
                 }
         printf("model %s: %d LoRA gradients, worst relative error %.2e\n", name, count, worst);
     }
+    check_tokens(name, &c, c.lo);
     lora_free(c.lo);
     lora_free(lg);
     llama_acts_free(c.a);
