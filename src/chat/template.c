@@ -69,8 +69,43 @@ hn_status chat_template_set_var(chat_template *t, const char *name, const char *
 
 const char *chat_template_source(const chat_template *t) { return t->source; }
 
+/* The default template written in Jinja, for exports: llama.cpp, Ollama and
+ * transformers then format conversations as training did (for text messages
+ * exactly; tool JSON may differ in spacing). */
+static const char default_jinja[] =
+    "{#- hone-default: hone's chat template for models without one (hone docs/data.md) -#}\n"
+    "{{- bos_token -}}\n"
+    "{%- set ns = namespace(lead=true, body='') -%}\n"
+    "{%- for m in messages -%}\n"
+    "{%- if ns.lead and m.role in ['system', 'developer'] -%}\n"
+    "{{- m.content ~ '\\n' -}}\n"
+    "{%- else -%}\n"
+    "{%- if ns.lead -%}\n"
+    "{%- set ns.lead = false -%}\n"
+    "{%- if tools -%}{{- 'Tools: ' ~ (tools | tojson) ~ '\\n' -}}{%- endif -%}\n"
+    "{%- endif -%}\n"
+    "{%- if m.role == 'user' -%}{{- 'User: ' ~ m.content ~ '\\n' -}}\n"
+    "{%- elif m.role == 'tool' -%}{{- 'Tool: ' ~ m.content ~ '\\n' -}}\n"
+    "{%- elif m.role in ['system', 'developer'] -%}{{- 'System: ' ~ m.content ~ '\\n' -}}\n"
+    "{%- elif m.role == 'assistant' -%}\n"
+    "{%- set ns.body = m.content if m.content else '' -%}\n"
+    "{%- for tc in (m.tool_calls or []) -%}\n"
+    "{%- set args = tc.function.arguments if tc.function.arguments is string else (tc.function.arguments | tojson) -%}\n"
+    "{%- set ns.body = ns.body ~ ('\\n' if ns.body else '') ~ '{\"name\":' ~ (tc.function.name | tojson) ~ ',\"arguments\":' ~ args ~ '}' -%}\n"
+    "{%- endfor -%}\n"
+    "{{- 'Assistant:' ~ (' ' ~ ns.body if ns.body else '') ~ eos_token -}}\n"
+    "{%- endif -%}\n"
+    "{%- endif -%}\n"
+    "{%- endfor -%}\n"
+    "{%- if ns.lead and tools -%}{{- 'Tools: ' ~ (tools | tojson) ~ '\\n' -}}{%- endif -%}\n"
+    "{%- if add_generation_prompt -%}{{- 'Assistant:' -}}{%- endif -%}\n";
+
+const char *chat_template_default_jinja(void) { return default_jinja; }
+
 hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn_err *err) {
-    if (!jinja_src || !*jinja_src) return chat_template_default(out, err);
+    /* an export of a default-template model carries default_jinja: same template */
+    if (!jinja_src || !*jinja_src || !strcmp(jinja_src, default_jinja))
+        return chat_template_default(out, err);
     return chat_template_from_jinja(jinja_src, out, err);
 }
 

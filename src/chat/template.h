@@ -33,6 +33,10 @@ hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err 
  * default template, else chat_template_from_jinja. */
 hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn_err *err);
 void chat_template_free(chat_template *t);
+/* hone's default template as Jinja source, written into exports of models
+ * that have no template of their own; chat_template_for_model maps it back
+ * to the default template. */
+const char *chat_template_default_jinja(void);
 /* "hone-default" or "jinja". */
 const char *chat_template_name(const chat_template *t);
 /* The Jinja source; NULL for the default template. */

@@ -10,6 +10,7 @@
 
 #include "base/file.h"
 #include "base/num.h"
+#include "chat/template.h"
 #include "export/export.h"
 #include "format/safetensors.h"
 
@@ -263,8 +264,9 @@ static hn_status write_tokenizer_config(const hn_model *m, const char *dir, hn_e
         json_object_set_new(j, "tokenizer_class", json_string(spm ? "LlamaTokenizerFast"
                                                                   : "PreTrainedTokenizerFast"));
     }
-    if (m->chat_template) json_object_set_new(j, "chat_template", json_string(m->chat_template));
-    else json_object_set_new(j, "hone_chat_template", json_string("hone-default"));
+    json_object_set_new(j, "chat_template", json_string(m->chat_template ? m->chat_template
+                                                                          : chat_template_default_jinja()));
+    if (!m->chat_template) json_object_set_new(j, "hone_chat_template", json_string("hone-default"));
     return write_json(dir, "tokenizer_config.json", j, err);
 }
 
