@@ -11,6 +11,8 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "format/safetensors.h"
+#include "chat/dataset.h"
+#include "base/rng.h"
 #include "model/llama.h"
 
 int test_failures, test_checks;
@@ -178,4 +180,22 @@ double test_logits_diff(const hn_model *a, const hn_model *b, int T) {
     llama_acts_free(xb);
     free(ids), free(la), free(lb);
     return md;
+}
+
+chat_example test_parse_example(const char *json) {
+    chat_example ex = {0};
+    json_error_t je;
+    json_t *obj = json_loads(json, 0, &je);
+    CHECK(obj, "bad test JSON: %s", je.text);
+    chat_dataset ds;
+    chat_dataset_init(&ds, NULL);
+    bool ok = obj && chat_example_from_json(obj, 1, &ds, &ex);
+    CHECK(ok, "example rejected: %s", ds.n_problems ? ds.problems[0].text : "?");
+    json_decref(obj);
+    chat_dataset_free(&ds);
+    return ex;
+}
+
+void test_fill(hn_rng *r, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * hn_rng_uniform(r);
 }

@@ -47,6 +47,12 @@ double test_fd_check(const char *what, float *x, const float *ana, size_t n, tes
 /* max |logits_a - logits_b| of two models (same vocab) on T fixed pseudo-random
  * ids through the training forward; INFINITY if a buffer cannot be made. */
 struct hn_model;
+/* One chat example from a JSON line (must be valid: CHECKs otherwise). */
+struct chat_example;
+struct chat_example test_parse_example(const char *json);
+/* x[0..n) uniform in [lo, hi) from the test's generator r (a hn_rng). */
+struct hn_rng;
+void test_fill(struct hn_rng *r, float *x, size_t n, float lo, float hi);
 double test_logits_diff(const struct hn_model *a, const struct hn_model *b, int T);
 int test_finish(const char *name);
 

@@ -60,16 +60,7 @@ static void compare_file(const chat_template *c, const chat_template *j, const t
     chat_dataset_free(&ds);
 }
 
-static chat_example parse(const char *json) {
-    chat_example ex = {0};
-    json_t *obj = json_loads(json, 0, NULL);
-    chat_dataset ds;
-    chat_dataset_init(&ds, NULL);
-    CHECK(obj && chat_example_from_json(obj, 1, &ds, &ex), "example rejected");
-    json_decref(obj);
-    chat_dataset_free(&ds);
-    return ex;
-}
+#define parse test_parse_example
 
 int main(void) {
     hn_err err = {0};

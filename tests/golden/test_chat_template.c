@@ -17,20 +17,7 @@ static const char *animal_line =
     "one word.\"}, {\"role\": \"user\", \"content\": \"In the forest there was a horse. It liked "
     "Ben and the blue toy.\"}, {\"role\": \"assistant\", \"content\": \"horse\"}]}";
 
-/* Parses one JSON example (must be valid). */
-static chat_example parse(const char *json) {
-    chat_example ex = {0};
-    json_error_t je;
-    json_t *obj = json_loads(json, 0, &je);
-    CHECK(obj, "bad test JSON: %s", je.text);
-    chat_dataset ds;
-    chat_dataset_init(&ds, NULL);
-    bool ok = obj && chat_example_from_json(obj, 1, &ds, &ex);
-    CHECK(ok, "example rejected: %s", ds.n_problems ? ds.problems[0].text : "?");
-    json_decref(obj);
-    chat_dataset_free(&ds);
-    return ex;
-}
+#define parse test_parse_example
 
 static tok *load_tok(const char *rel, int *ctx) {
     tok *t = NULL;

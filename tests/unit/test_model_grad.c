@@ -17,9 +17,7 @@
 
 static hn_rng rng;
 
-static void fill(float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * hn_rng_uniform(&rng);
-}
+static void fill(float *x, size_t n, float lo, float hi) { test_fill(&rng, x, n, lo, hi); }
 
 static double dot(const float *a, const float *b, size_t n) {
     double s = 0;
