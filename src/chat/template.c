@@ -109,6 +109,55 @@ hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn
     return chat_template_from_jinja(jinja_src, out, err);
 }
 
+hn_status chat_template_for_model_vars(const char *jinja_src, const char *vars_json,
+                                       chat_template **out, hn_err *err) {
+    hn_status s = chat_template_for_model(jinja_src, out, err);
+    if (s != HN_OK || !vars_json) return s;
+    json_error_t je;
+    json_t *v = json_loads(vars_json, 0, &je), *val;
+    const char *key;
+    if (!json_is_object(v)) s = hn_errf(err, HN_EINVAL, "chat template variables: not a JSON object: %s", vars_json);
+    json_object_foreach(s == HN_OK ? v : NULL, key, val) {
+        bool ident = (key[0] == '_' || (key[0] | 32) >= 'a') && (key[0] | 32) <= 'z';
+        for (const char *c = key; ident && *c; c++)
+            ident = *c == '_' || ((*c | 32) >= 'a' && (*c | 32) <= 'z') || (*c >= '0' && *c <= '9');
+        if (!ident) {
+            s = hn_errf(err, HN_EINVAL, "chat template variable '%s': not a name", key);
+            break;
+        }
+        char *txt = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+        s = txt ? chat_template_set_var(*out, key, txt, err) : hn_errf(err, HN_ENOMEM, "out of memory");
+        free(txt);
+        if (s != HN_OK) break;
+    }
+    json_decref(v);
+    if (s != HN_OK) {
+        chat_template_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+char *chat_template_bake_vars(const char *jinja_src, const char *vars_json) {
+    json_t *v = vars_json ? json_loads(vars_json, 0, NULL) : NULL, *val;
+    hn_buf b;
+    hn_buf_init(&b);
+    const char *key;
+    json_object_foreach(json_is_object(v) ? v : NULL, key, val) {
+        char *txt = json_dumps(val, JSON_ENCODE_ANY | JSON_COMPACT);
+        /* JSON true/false/null are Jinja true/false/none */
+        hn_buf_printf(&b, "{%%- set %s = %s -%%}\n", key, txt ? txt : "none");
+        free(txt);
+    }
+    json_decref(v);
+    hn_buf_puts(&b, jinja_src ? jinja_src : "");
+    if (b.oom) {
+        hn_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 void chat_template_free(chat_template *t) {
     if (!t) return;
     free(t->source);

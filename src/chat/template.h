@@ -32,6 +32,14 @@ hn_status chat_template_from_jinja(const char *src, chat_template **out, hn_err 
 /* What a model asks for: jinja_src NULL (no template in the model) -> the
  * default template, else chat_template_from_jinja. */
 hn_status chat_template_for_model(const char *jinja_src, chat_template **out, hn_err *err);
+/* chat_template_for_model, then every key of vars_json (a JSON object text,
+ * e.g. {"enable_thinking": false}; NULL or "{}" = none) as a template variable. */
+hn_status chat_template_for_model_vars(const char *jinja_src, const char *vars_json,
+                                       chat_template **out, hn_err *err);
+/* jinja_src with vars_json's variables fixed inside it ({%- set k = v -%}
+ * lines first), for exports: other tools then render as hone did. malloc'd;
+ * NULL on out-of-memory. With no variables, a copy of jinja_src. */
+char *chat_template_bake_vars(const char *jinja_src, const char *vars_json);
 void chat_template_free(chat_template *t);
 /* hone's default template as Jinja source, written into exports of models
  * that have no template of their own; chat_template_for_model maps it back

@@ -24,6 +24,13 @@ int cmd_chat(int argc, char **argv);
 /* True if argv[*i] is --name; then *val = argv[++*i] (error printed if missing). */
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad);
 bool cli_flag(char **argv, int i, const char *name);
+/* --template-var NAME=VALUE: VALUE as JSON when it parses (false, 3, "x"),
+ * else as a string, merged into vars (JSON object text of cap bytes; "" = none).
+ * False with a message on stderr when malformed. */
+bool cli_template_var(const char *cmd, const char *arg, char *vars, size_t cap);
+#define CLI_TEMPLATE_VAR_HELP                                                      \
+    "  --template-var K=V      chat template variable, e.g. enable_thinking=false\n" \
+    "                          (repeatable; a fine-tune keeps and reuses its own)\n"
 bool cli_want_help(int argc, char **argv);
 /* HONE_MODEL, else the bundled stories260K GGUF under the shared folder. */
 const char *cli_default_model(void);

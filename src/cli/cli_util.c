@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/file.h"
 #include "cli/cli.h"
 
@@ -107,4 +109,25 @@ bool cli_resolve_model(const char *name_or_path, char *out, size_t cap) {
                     "these exist ($HONE_MODELS, then $HONE_SHARED/models):\n", name_or_path);
     for (int i = 0; i < ms.n_tried; i++) fprintf(stderr, "  %s\n", ms.tried[i]);
     return false;
+}
+
+bool cli_template_var(const char *cmd, const char *arg, char *vars, size_t cap) {
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg) {
+        fprintf(stderr, "hone %s: --template-var wants NAME=VALUE, got '%s'\n", cmd, arg);
+        return false;
+    }
+    json_t *obj = *vars ? json_loads(vars, 0, NULL) : json_object();
+    json_t *val = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+    if (!val) val = json_string(eq + 1);
+    char name[128];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+    json_object_set_new(obj, name, val);
+    char *txt = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    bool ok = txt && strlen(txt) < cap;
+    if (ok) memcpy(vars, txt, strlen(txt) + 1);
+    else fprintf(stderr, "hone %s: --template-var: too many or too long variables\n", cmd);
+    free(txt);
+    return ok;
 }

@@ -32,6 +32,7 @@ static const char *usage =
     "  --valid FILE           also check a validation file and its overlap with FILE\n"
     "  --json                 machine-readable report on stdout\n"
     "  --show-mask N          print the example on line N with trained tokens marked\n"
+    "  --template-var K=V     chat template variable, e.g. enable_thinking=false\n"
     "  --max-seq-len N        truncation length (default: the model's context)\n"
     "  --n-epochs N, --batch-size N, --learning-rate-multiplier X\n"
     "                         plan with these instead of \"auto\"\n"
@@ -49,6 +50,7 @@ typedef struct data_args {
     char model_path[4096];
     chat_check_opts opts;
     bool has_max_seq;
+    char template_vars[2048]; /* --template-var, "" = none */
 } data_args;
 
 static bool parse_long(const char *s, long min, long *out) {
@@ -68,6 +70,10 @@ static int parse_args(int argc, char **argv, data_args *a) {
         long n;
         if (cli_opt(argc, argv, &i, "--model", &a->model, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--valid", &a->valid, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {
+            bad = !cli_template_var("data check", v, a->template_vars, sizeof a->template_vars);
+            continue;
+        }
         if (cli_flag(argv, i, "--json")) {
             a->json = true;
         } else if (cli_flag(argv, i, "--no-estimate")) {
@@ -409,7 +415,7 @@ static int data_check(int argc, char **argv) {
     }
     chat_template *t = NULL;
     int rc = 2;
-    if (chat_template_for_model(jinja, &t, &err) != HN_OK)
+    if (chat_template_for_model_vars(jinja, *a.template_vars ? a.template_vars : NULL, &t, &err) != HN_OK)
         fprintf(stderr, "hone data check: model %s: %s\n", a.model, err.msg);
     else
         rc = run_check(&a, t, tk, ctx);

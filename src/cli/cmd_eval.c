@@ -35,6 +35,7 @@ static const char *usage =
     "  --limit N                evaluate the first N examples only\n"
     "  --no-loss                skip the held-out loss on the references\n"
     "  --json FILE              write the full result (summary + per-example rows)\n"
+    "  --template-var K=V       chat template variable, e.g. enable_thinking=false\n"
     "  --html FILE              write a self-contained HTML report\n"
     "  --quiet                  no progress on stderr\n";
 
@@ -44,6 +45,7 @@ typedef struct eval_args {
     eval_grader grader;
     int max_tokens, limit;
     bool quiet, no_loss;
+    char template_vars[2048]; /* --template-var, "" = none */
 } eval_args;
 
 static bool parse_count(const char *v, int *out) {
@@ -65,6 +67,10 @@ static bool parse_one(int argc, char **argv, int *i, eval_args *a, bool *bad) {
     if (cli_opt(argc, argv, i, "--regex", &a->regex, bad)) return true;
     if (cli_opt(argc, argv, i, "--json", &a->json_path, bad)) return true;
     if (cli_opt(argc, argv, i, "--html", &a->html_path, bad)) return true;
+    if (cli_opt(argc, argv, i, "--template-var", &v, bad)) {
+        *bad = !cli_template_var("eval", v, a->template_vars, sizeof a->template_vars);
+        return true;
+    }
     if (cli_opt(argc, argv, i, "--grader", &v, bad)) {
         if (!*bad && eval_grader_parse(v, &a->grader, &err) != HN_OK)
             *bad = fprintf(stderr, "hone eval: %s\n", err.msg) > 0;
@@ -133,7 +139,7 @@ static void on_progress(void *ctx, const char *label, int done, int total) {
 
 /* Loads model_path (+ adapter) and evaluates it into run. */
 static hn_status run_one(const char *label, const char *model_path, const char *adapter,
-                         const eval_set *set, const eval_opts *o, progress *p, eval_run *run,
+                         const char *tvars, const eval_set *set, const eval_opts *o, progress *p, eval_run *run,
                          hn_err *err) {
     memset(run, 0, sizeof *run);
     snprintf(run->label, sizeof run->label, "%s", label);
@@ -143,6 +149,10 @@ static hn_status run_one(const char *label, const char *model_path, const char *
     hn_status s = model_load(model_path, &m, err);
     if (s != HN_OK) return s;
     if (adapter) s = model_apply_finetune(m, adapter, err);
+    if (s == HN_OK && tvars && *tvars) { /* overrides what a fine-tune brought */
+        free(m->chat_template_vars);
+        if (!(m->chat_template_vars = strdup(tvars))) s = hn_errf(err, HN_ENOMEM, "out of memory");
+    }
     clock_gettime(CLOCK_MONOTONIC, &p->t0);
     if (s == HN_OK) s = eval_run_model(m, set, o, on_progress, p, run, err);
     model_free(m);
@@ -174,9 +184,9 @@ static hn_status run_all(const eval_args *a, const eval_set *set, const eval_reg
     hn_status s = HN_OK;
     if (a->baseline) {
         const char *path = strcmp(a->baseline, "base") ? a->baseline : a->model;
-        s = run_one("baseline", path, a->baseline_adapter, set, &o, &p, &base, err);
+        s = run_one("baseline", path, a->baseline_adapter, a->template_vars, set, &o, &p, &base, err);
     }
-    if (s == HN_OK) s = run_one("model", a->model, a->adapter, set, &o, &p, &model, err);
+    if (s == HN_OK) s = run_one("model", a->model, a->adapter, a->template_vars, set, &o, &p, &model, err);
     if (s == HN_OK && a->baseline) s = eval_compare_runs(&base, &model, a->grader, &cmp, err);
     eval_report r = {set, &model, a->baseline ? &base : NULL, a->baseline ? &cmp : NULL,
                      a->grader, re ? eval_regex_pattern(re) : NULL, 20};

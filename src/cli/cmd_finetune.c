@@ -30,6 +30,7 @@ static const char *usage =
     "                          output rows): auto (default: the end-of-turn token when\n"
     "                          its rows look untrained), eot, none, or a comma list of\n"
     "                          eot, token ids and token strings\n"
+    CLI_TEMPLATE_VAR_HELP
     "  --grad-accum K          split each batch into K micro-batches (same result, less memory)\n"
     "  --max-seq-len N         truncate examples (default: the model's context)\n"
     "  --packing               several examples per sequence (own attention mask and\n"
@@ -134,6 +135,12 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--train-tokens", &c->train_tokens, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {
+            static char vars[2048];
+            bad = !cli_template_var("finetune", v, vars, sizeof vars);
+            c->template_vars = vars;
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--grad-accum", &v, &bad)) { c->grad_accum = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--max-seq-len", &v, &bad)) { c->max_seq_len = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--eval-every", &v, &bad)) { c->eval_every = atoi(v); continue; }

@@ -30,7 +30,8 @@ static const char *usage =
     "                      model's chat template (the one used in fine-tuning); without\n"
     "                      --prompt, read one user message per line from stdin and keep\n"
     "                      the conversation\n"
-    "  --system TEXT       system message for --chat\n";
+    "  --system TEXT       system message for --chat\n"
+    "  --template-var K=V  chat template variable for --chat, e.g. enable_thinking=false\n";
 
 typedef struct chat_reply {
     const chat_template *t;
@@ -90,7 +91,7 @@ static hn_status chat_step(hn_model *m, const chat_template *t, json_t *msgs, co
 static int run_chat(hn_model *m, const char *system, const char *prompt, const gen_params *gp,
                     hn_err *err) {
     chat_template *t;
-    if (chat_template_for_model(m->chat_template, &t, err) != HN_OK) return 1;
+    if (chat_template_for_model_vars(m->chat_template, m->chat_template_vars, &t, err) != HN_OK) return 1;
     json_t *msgs = json_array();
     if (system && *system) add_msg(msgs, "system", system);
     hn_status s = HN_OK;
@@ -120,6 +121,7 @@ static bool print_piece(void *ctx, int32_t id, const char *text, size_t len) {
 }
 
 int cmd_generate(int argc, char **argv) {
+    static char tvars[2048];
     if (cli_want_help(argc, argv)) {
         fputs(usage, stdout);
         return 0;
@@ -144,6 +146,10 @@ int cmd_generate(int argc, char **argv) {
         if (cli_flag(argv, i, "--ids")) { show_ids = true; continue; }
         if (cli_flag(argv, i, "--chat")) { chat = true; continue; }
         if (cli_opt(argc, argv, &i, "--system", &system, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {
+            bad = !cli_template_var("generate", v, tvars, sizeof tvars);
+            continue;
+        }
         fprintf(stderr, "hone generate: unknown option '%s'\n%s", argv[i], usage);
         return 2;
     }
@@ -161,6 +167,10 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, cap = 0;
     if (adapter && model_apply_finetune(m, adapter, &err) != HN_OK) goto done;
+    if (*tvars) { /* the command line overrides what a fine-tune brought */
+        free(m->chat_template_vars);
+        m->chat_template_vars = strdup(tvars);
+    }
     if (chat) {
         rc = run_chat(m, system, prompt, &gp, &err);
         goto done;

@@ -301,7 +301,7 @@ hn_status eval_run_model(const hn_model *m, const eval_set *set, const eval_opts
     runner rn = {.m = m, .o = o};
     chat_render_init(&rn.r);
     hn_buf_init(&rn.text);
-    hn_status s = chat_template_for_model(m->chat_template, &rn.tmpl, err);
+    hn_status s = chat_template_for_model_vars(m->chat_template, m->chat_template_vars, &rn.tmpl, err);
     for (int i = 0; s == HN_OK && i < set->n; i++) {
         s = eval_one(&rn, set, i, &run->rows[i], err);
         run->n = i + 1;

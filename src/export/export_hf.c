@@ -264,8 +264,10 @@ static hn_status write_tokenizer_config(const hn_model *m, const char *dir, hn_e
         json_object_set_new(j, "tokenizer_class", json_string(spm ? "LlamaTokenizerFast"
                                                                   : "PreTrainedTokenizerFast"));
     }
-    json_object_set_new(j, "chat_template", json_string(m->chat_template ? m->chat_template
-                                                                          : chat_template_default_jinja()));
+    char *baked = m->chat_template ? chat_template_bake_vars(m->chat_template, m->chat_template_vars)
+                                   : NULL;
+    json_object_set_new(j, "chat_template", json_string(baked ? baked : chat_template_default_jinja()));
+    free(baked);
     if (!m->chat_template) json_object_set_new(j, "hone_chat_template", json_string("hone-default"));
     return write_json(dir, "tokenizer_config.json", j, err);
 }

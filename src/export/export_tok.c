@@ -135,8 +135,11 @@ hn_status export_gguf_tokenizer(gguf_writer *w, const hn_model *m, hn_err *err) 
     hn_status s = tok_get_kind(t) == TOK_SPM ? gguf_spm(w, t, err) : gguf_bpe(w, m, err);
     if (s) return s;
     gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", false);
-    if (m->chat_template) {
-        gguf_writer_set_str(w, "tokenizer.chat_template", m->chat_template);
+    if (m->chat_template) { /* with the fine-tune's template variables fixed inside */
+        char *src = chat_template_bake_vars(m->chat_template, m->chat_template_vars);
+        if (!src) return hn_errf(err, HN_ENOMEM, "out of memory");
+        gguf_writer_set_str(w, "tokenizer.chat_template", src);
+        free(src);
     } else { /* training used hone's default template: ship it, in Jinja */
         gguf_writer_set_str(w, "tokenizer.chat_template", chat_template_default_jinja());
         gguf_writer_set_str(w, "hone.chat_template", "hone-default");

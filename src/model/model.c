@@ -467,6 +467,7 @@ void model_free(hn_model *m) {
     free(m->w.layers);
     free(m->chat_template);
     free(m->rope_freqs);
+    free(m->chat_template_vars);
     free(m);
 }
 

@@ -116,6 +116,8 @@ typedef struct hn_model {
     model_param *params; /* named views in HF order */
     int n_param_tensors;
     char *chat_template; /* Jinja source or NULL (default template) */
+    char *chat_template_vars; /* JSON object of template variables (e.g. enable_thinking)
+                                 the model was fine-tuned with, or NULL */
     float *rope_freqs;   /* (head_dim/2) divisors of the RoPE frequencies (llama3
                             scaling, GGUF rope_freqs.weight), or NULL */
     char path[1024];

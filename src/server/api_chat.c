@@ -148,7 +148,16 @@ static bool build_prompt(http_req *r, json_t *body, gen_job *g, enum MHD_Result 
     hn_err err;
     hn_status rc;
     if (g->chat) {
-        rc = prompt_render_chat(g->m, json_object_get(body, "messages"), &g->prompt,
+        /* chat_template_kwargs (as vLLM and SGLang take it), else the fine-tune's */
+        json_t *kw = json_object_get(body, "chat_template_kwargs");
+        if (kw && !json_is_object(kw)) {
+            *res = http_bad(r, "chat_template_kwargs", "Invalid 'chat_template_kwargs': expected an object.");
+            return false;
+        }
+        g->tmpl_vars = json_object_size(kw) ? json_dumps(kw, JSON_COMPACT)
+                       : g->m->chat_template_vars ? strdup(g->m->chat_template_vars) : NULL;
+        rc = prompt_render_chat(g->m, json_object_get(body, "messages"),
+                                json_object_get(body, "tools"), g->tmpl_vars, &g->prompt,
                                 &g->n_prompt, &err);
     } else {
         json_t *p = json_object_get(body, "prompt");

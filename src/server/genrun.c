@@ -204,7 +204,8 @@ static hn_status run(gen_job *g, tok_ctx *c, gen_result *res, hn_err *err) {
     c->eot = -1;
     c->skip = -1;
     /* the prompt was rendered with this template, so it parses */
-    if (g->chat && chat_template_for_model(g->m->chat_template, &c->tmpl, err) != HN_OK) return err->code;
+    if (g->chat && chat_template_for_model_vars(g->m->chat_template, g->tmpl_vars, &c->tmpl, err) != HN_OK)
+        return err->code;
     if (c->tmpl) c->eot = chat_template_eot(c->tmpl, g->m->tok);
     hn_status rc = gen_run(g->m, g->prompt, g->n_prompt, &g->gp, on_token, c, NULL, res, err);
     hn_buf_free(&c->head); /* a reply that ended inside the separator has no text */
@@ -232,6 +233,7 @@ void gen_job_free(gen_job *g) {
     if (!g) return;
     if (g->m) registry_release(g->srv->reg, g->m);
     free(g->prompt);
+    free(g->tmpl_vars);
     free(g);
 }
 

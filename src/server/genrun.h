@@ -20,6 +20,7 @@ typedef struct gen_job {
     char stops[GEN_MAX_STOPS][256];
     int n_stops;
     bool chat;            /* chat.completion(.chunk) vs text_completion */
+    char *tmpl_vars;      /* chat template variables (JSON object text), malloc'd or NULL */
     bool include_usage;
     char id[64];
     long long created;

@@ -9,16 +9,16 @@
 #include "chat/dataset.h"
 #include "chat/template.h"
 
-hn_status prompt_render_chat(const hn_model *m, json_t *messages, int32_t **ids, int *n,
-                             hn_err *err) {
+hn_status prompt_render_chat(const hn_model *m, json_t *messages, json_t *tools,
+                             const char *tmpl_vars, int32_t **ids, int *n, hn_err *err) {
     *ids = NULL;
     *n = 0;
     chat_example ex;
     memset(&ex, 0, sizeof ex);
-    hn_status rc = chat_example_from_request(messages, NULL, &ex, err);
+    hn_status rc = chat_example_from_request(messages, tools, &ex, err);
     if (rc != HN_OK) return rc;
     chat_template *t = NULL;
-    rc = chat_template_for_model(m->chat_template, &t, err);
+    rc = chat_template_for_model_vars(m->chat_template, tmpl_vars, &t, err);
     chat_render r;
     chat_render_init(&r);
     if (rc == HN_OK) rc = chat_render_prompt(t, m->tok, &ex, &r, err);

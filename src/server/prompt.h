@@ -12,8 +12,10 @@
 
 /* messages: the request's array (checked here: role and content of each).
  * On HN_EINVAL, err names the offending message ("messages[1]: ..."). */
-hn_status prompt_render_chat(const hn_model *m, json_t *messages, int32_t **ids, int *n,
-                             hn_err *err);
+/* tools: the request's "tools" (or NULL); tmpl_vars: JSON object text of chat
+ * template variables (the request's chat_template_kwargs, else the model's). */
+hn_status prompt_render_chat(const hn_model *m, json_t *messages, json_t *tools,
+                             const char *tmpl_vars, int32_t **ids, int *n, hn_err *err);
 /* A legacy completions prompt: the text as is, with BOS. */
 hn_status prompt_encode_text(const hn_model *m, const char *text, int32_t **ids, int *n,
                              hn_err *err);

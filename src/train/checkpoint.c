@@ -64,6 +64,8 @@ static json_t *model_info(trainer *t) {
         json_object_set_new(j, "trainable_token_indices", ids);
         if (t->tokens.n) json_object_set_new(j, "trainable_tokens_reason", json_string(t->tokens.why));
     }
+    json_t *tv = t->m->chat_template_vars ? json_loads(t->m->chat_template_vars, 0, NULL) : NULL;
+    if (tv) json_object_set_new(j, "chat_template_vars", tv);
     if (t->stop.done) {
         json_t *sc = json_object();
         json_object_set_new(sc, "prompts", json_integer(t->stop.n_checked));

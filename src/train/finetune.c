@@ -529,6 +529,9 @@ static hn_status stop_check(trainer *t, hn_err *err) {
 static hn_status run(trainer *t, ft_result *res, hn_err *err) {
     hn_status s = hn_mkdirs(t->cfg.out_dir, err);
     if (s == HN_OK) s = model_load(t->cfg.model_path, &t->m, err);
+    if (s == HN_OK && t->cfg.template_vars && *t->cfg.template_vars &&
+        !(t->m->chat_template_vars = strdup(t->cfg.template_vars)))
+        s = hn_errf(err, HN_ENOMEM, "out of memory");
     if (s == HN_OK && t->cfg.method == FT_AUTO) t->cfg.method = ft_auto_method(t->m->n_params);
     if (s == HN_OK) s = setup_data(t, err);
     if (s == HN_OK) s = setup_hparams(t, err);

@@ -26,6 +26,8 @@ typedef struct ft_config {
     float lora_alpha;        /* 0 (default) = 2 * rank */
     float lora_dropout;      /* default 0 */
     const char *lora_targets; /* "q,k,v,o,gate,up,down" subset; NULL = all */
+    const char *template_vars; /* JSON object of chat template variables, or NULL;
+                                  kept in final/hone_finetune.json */
     const char *train_tokens; /* LoRA: token rows trained too: NULL/"auto" (the end-of-turn
                                  token if its row looks untrained), "eot", "none", or a
                                  comma list of "eot", ids and token strings */

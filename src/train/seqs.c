@@ -51,7 +51,7 @@ static hn_status take_render(ft_seqs *out, chat_render *r, long line, hn_err *er
 static hn_status render_all(const hn_model *m, const chat_dataset *ds, const char *path,
                             int max_len, ft_seqs *out, ft_warn_fn warn, void *ctx, hn_err *err) {
     chat_template *tmpl;
-    hn_status s = chat_template_for_model(m->chat_template, &tmpl, err);
+    hn_status s = chat_template_for_model_vars(m->chat_template, m->chat_template_vars, &tmpl, err);
     if (s != HN_OK) return s;
     out->v = calloc(ds->n_examples ? ds->n_examples : 1, sizeof *out->v);
     if (!out->v) s = hn_errf(err, HN_ENOMEM, "out of memory");

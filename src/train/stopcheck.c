@@ -54,7 +54,7 @@ hn_status ft_stop_check_run(const hn_model *m, const char *path, int max_prompts
     hn_status s = chat_dataset_load(path, &o, &ds, err);
     if (s != HN_OK) return s;
     chat_template *t = NULL;
-    s = chat_template_for_model(m->chat_template, &t, err);
+    s = chat_template_for_model_vars(m->chat_template, m->chat_template_vars, &t, err);
     chat_render r;
     chat_render_init(&r);
     gen_params gp;

@@ -114,7 +114,7 @@ hn_status ft_tokens_choose(const hn_model *m, const char *spec, ft_tokens *out, 
     memset(out, 0, sizeof *out);
     out->eot = -1;
     chat_template *t;
-    hn_status s = chat_template_for_model(m->chat_template, &t, err);
+    hn_status s = chat_template_for_model_vars(m->chat_template, m->chat_template_vars, &t, err);
     if (s != HN_OK) return s;
     out->eot = m->tok ? chat_template_eot(t, m->tok) : -1;
     chat_template_free(t);

@@ -4,12 +4,16 @@
  * end-of-turn token <|im_end|> is inside the loss mask), `hone finetune`,
  * `hone eval` (the fine-tuned model ends its replies with <|im_end|> by itself;
  * the random base does not) and `hone generate --chat`. A template whose
- * assistant turns carry no end-of-turn token is refused before training. */
+ * assistant turns carry no end-of-turn token is refused before training.
+ * Template variables: --template-var enable_thinking=false changes the mask
+ * (no empty think block trained), is kept in final/hone_finetune.json and
+ * reused by generate, and is fixed inside the exported GGUF's template. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "format/gguf.h"
 #include "test.h"
 
 static const char *bin;
@@ -46,11 +50,49 @@ static const char *with_template(const char *model, const char *tmpl) {
     return dir;
 }
 
+static void check_template_vars(const char *model, const char *data) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' data check '%s/train.jsonl' --model '%s' --show-mask 1 "
+             "--template-var enable_thinking=false 2>&1", bin, data, model);
+    char *out = run(cmd, 0);
+    CHECK(strstr(out, "</think>\n\n[[horse<|im_end|>]]"), "enable_thinking=false mask:\n%s", out);
+    free(out);
+    char dir[1024], t40[1024];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("run-nothink"));
+    snprintf(t40, sizeof t40, "%s", test_tmp_path("t40.jsonl"));
+    snprintf(cmd, sizeof cmd, "head -40 '%s/train.jsonl' > '%s' && '%s' finetune --model '%s' "
+             "--train '%s' --out '%s' --epochs 1 --template-var enable_thinking=false --quiet 2>&1",
+             data, t40, bin, model, t40, dir);
+    free(run(cmd, 0));
+    char path[1100];
+    snprintf(path, sizeof path, "%s/final/hone_finetune.json", dir);
+    json_t *j = json_load_file(path, 0, NULL);
+    json_t *v = json_object_get(json_object_get(j, "chat_template_vars"), "enable_thinking");
+    CHECK(json_is_false(v), "%s does not keep enable_thinking=false", path);
+    json_decref(j);
+    char gg[1024];
+    snprintf(gg, sizeof gg, "%s", test_tmp_path("nothink.gguf"));
+    snprintf(cmd, sizeof cmd, "'%s' export --model '%s' --adapter '%s/final' --format gguf "
+             "--out '%s' 2>&1", bin, model, dir, gg);
+    free(run(cmd, 0));
+    gguf_file *f = NULL;
+    hn_err err = {0};
+    gguf_str t = {0};
+    CHECK(gguf_open(gg, &f, &err) == HN_OK && gguf_get_str(f, "tokenizer.chat_template", &t, &err) == HN_OK,
+          "%s: %s", gg, err.msg);
+    const char *want = "{%- set enable_thinking = false -%}";
+    CHECK(t.p && t.len > strlen(want) && !memcmp(t.p, want, strlen(want)),
+          "exported template does not fix enable_thinking");
+    if (f) gguf_close(f);
+}
+
 int main(void) {
     bin = getenv("HONE_BIN");
     if (!bin) return 77;
     const char *data = test_shared("data/animal");
-    const char *model = test_tmp_path("qwen3-tiny-chat"), *run_dir = test_tmp_path("run");
+    char model[1024], run_dir[1024]; /* test_tmp_path's buffers rotate */
+    snprintf(model, sizeof model, "%s", test_tmp_path("qwen3-tiny-chat"));
+    snprintf(run_dir, sizeof run_dir, "%s", test_tmp_path("run"));
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "'%s' init-model --arch qwen3 --tokenizer '%s' --out '%s' --dim 32 "
              "--layers 2 --heads 4 --kv-heads 2 --head-dim 8 --context 128 --seed 3 2>&1", bin,
@@ -99,5 +141,6 @@ int main(void) {
           "reply did not stop cleanly: '%s'", out);
     printf("generate --chat: %s", out);
     free(out);
+    check_template_vars(model, data);
     return test_finish("test_template_e2e");
 }
