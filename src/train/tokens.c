@@ -123,7 +123,7 @@ hn_status ft_tokens_choose(const hn_model *m, const char *spec, ft_tokens *out, 
     bool is_auto = !spec || !*spec || !strcmp(spec, "auto");
     if (is_auto && out->eot_untrained) {
         out->ids[out->n++] = out->eot;
-        char why[256];
+        char why[320];
         snprintf(why, sizeof why, "the base model never trained this end-of-turn token (%s), and "
                  "LoRA alone could not teach the model to stop", untrained);
         describe(m, out, why);

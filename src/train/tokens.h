@@ -20,7 +20,7 @@ typedef struct ft_tokens {
     int eot;             /* the template's end-of-turn id, -1 if none */
     bool eot_untrained;  /* its row looks untrained */
     char names[256];     /* "'</s>' (id 2), ..." ("" if none) */
-    char why[256];       /* why these rows */
+    char why[400];       /* why these rows */
 } ft_tokens;
 
 /* spec: NULL or "auto" (the end-of-turn token when its row looks untrained),
