@@ -25,6 +25,7 @@ static const char *usage =
     "  --lr-multiplier X|auto  times the base rate (LoRA 2e-3, full 2e-4); default 1\n"
     "  --lora-rank R           default 8 (alpha = 2R unless --lora-alpha)\n"
     "  --lora-alpha A\n"
+    "  --lora-dropout P        dropout on the adapters' inputs while training (default 0)\n"
     "  --lora-targets LIST     modules with adapters: q,k,v,o,gate,up,down or all (default)\n"
     "  --train-tokens LIST     LoRA: token rows trained with the adapter (embedding and\n"
     "                          output rows): auto (default: the end-of-turn token when\n"
@@ -133,6 +134,7 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         }
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { c->lora_rank = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
+        if (cli_opt(argc, argv, &i, "--lora-dropout", &v, &bad)) { c->lora_dropout = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--train-tokens", &c->train_tokens, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {

@@ -58,6 +58,10 @@ static void plan_layer(const hn_model *m, layer_acts *la, plan *p, size_t N, siz
     la->u = take(p, N * F);
     la->h = take(p, N * F);
     for (int t = 0; t < LORA_N_TARGETS; t++) la->lora_tmp[t] = take(p, N * (size_t)r);
+    size_t qd_ = Hq * c->head_dim;
+    const size_t in[LORA_N_TARGETS] = {D, D, D, qd_, D, D, F, D};
+    for (int t = 0; t < LORA_N_TARGETS; t++) /* bits, in whole floats */
+        la->lora_mask[t] = (uint8_t *)take(p, r ? (N * in[t] / 8 + 4) / 4 : 0);
 }
 
 static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
@@ -69,6 +73,14 @@ static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
     a->res = take(p, (size_t)(c->n_layers + 1) * N * D);
     for (int l = 0; l < c->n_layers; l++)
         plan_layer(m, &a->layers[l], p, N, (size_t)a->B * c->n_heads * a->T * a->T, (int)r, true);
+    size_t max_in = D > F ? D : F;
+    if (qd > max_in) max_in = qd;
+    float *xd = take(p, r ? N * max_in : 0), *dxd = take(p, r ? N * max_in : 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        a->layers[l].lora_xd = xd;
+        a->layers[l].lora_dxd = dxd;
+        a->layers[l].layer = l;
+    }
     a->xnf = take(p, N * D);
     a->rstdf = take(p, N);
     a->meanf = take(p, tr.layernorm ? N : 0);
@@ -174,12 +186,56 @@ typedef struct linear {
     const lora_set *lo;
     const lora_pair *lp; /* NULL or A == NULL: no adapter */
     float *tmp;          /* (N, r) saved x A^T */
+    /* LoRA dropout on the adapter's input (PEFT's lora_dropout), or p == 0 */
+    float p;
+    uint64_t seed;
+    uint8_t *mask;       /* keep-bits, written by the forward pass */
+    float *xd, *dxd;     /* (N, in) scratch */
 } linear;
 
 static linear lin(const hn_model *m, const lora_set *lo, layer_acts *la, int l, int target,
                   const float *W, const float *b, int out, int in) {
+    bool drop = lo && la->drop_p > 0 && la->lora_mask[target];
     return (linear){W, b, out, in, model_arch_traits(m->cfg.arch).conv1d, lo,
-                    lo ? &lo->pairs[l][target] : NULL, la->lora_tmp[target]};
+                    lo ? &lo->pairs[l][target] : NULL, la->lora_tmp[target],
+                    drop ? la->drop_p : 0.0f,
+                    la->drop_seed ^ ((uint64_t)(l * LORA_N_TARGETS + target) << 40),
+                    la->lora_mask[target], la->lora_xd, la->lora_dxd};
+}
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Draws the keep-bits (probability 1-p) of an (N, in) input, row by row from
+ * counter-based streams, so a mask depends only on (seed, row). */
+static void dropout_mask(const linear *L, int N) {
+    uint32_t thr = (uint32_t)((double)L->p * 4294967296.0);
+    #pragma omp parallel for if ((long)N * L->in > 65536)
+    for (int i = 0; i < N; i++) {
+        uint64_t s = mix64(L->seed ^ (uint64_t)i * 0x9e3779b97f4a7c15ULL);
+        size_t bit0 = (size_t)i * L->in;
+        for (int j = 0; j < L->in; j++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t b = bit0 + (size_t)j;
+            uint8_t keep = (uint32_t)(s >> 32) >= thr;
+            if (keep) L->mask[b >> 3] |= (uint8_t)(1u << (b & 7));
+            else L->mask[b >> 3] &= (uint8_t)~(1u << (b & 7));
+        }
+    }
+}
+
+/* out = src masked and scaled by 1/(1-p) (inverted dropout, as PyTorch);
+ * accumulate: out += instead of =. */
+static void dropout_apply(const linear *L, float *out, const float *src, int N, bool accumulate) {
+    float k = 1.0f / (1.0f - L->p);
+    size_t n = (size_t)N * L->in;
+    for (size_t b = 0; b < n; b++) {
+        float v = (L->mask[b >> 3] >> (b & 7) & 1) ? src[b] * k : 0.0f;
+        out[b] = accumulate ? out[b] + v : v;
+    }
 }
 
 static void linear_forward(const linear *L, float *y, const float *x, int N, bool acc) {
@@ -191,6 +247,11 @@ static void linear_forward(const linear *L, float *y, const float *x, int N, boo
     if (L->b) bias_forward(y, L->b, N, L->out);
     if (!L->lp || !L->lp->A) return;
     int r = L->lo->rank;
+    if (L->p > 0) { /* the adapter sees a dropped-out copy of x */
+        dropout_mask(L, N);
+        dropout_apply(L, L->xd, x, N, false);
+        x = L->xd;
+    }
     gemm_xwt(N, r, L->in, x, L->lp->A, L->tmp, false);
     gemm_f32(false, true, N, L->out, r, L->lo->scale, L->tmp, r, L->lp->B, r, 1.0f, y, L->out);
 }
@@ -209,6 +270,13 @@ static void linear_backward(const linear *L, float *dx, float *dW, float *db, co
     int r = L->lo->rank;
     if (g) gemm_f32(true, false, out, r, N, L->lo->scale, dy, out, L->tmp, r, 1.0f, g->B, r);
     gemm_f32(false, false, N, r, out, L->lo->scale, dy, out, L->lp->B, r, 0.0f, dtmp, r);
+    if (L->p > 0) { /* through the forward pass's mask */
+        dropout_apply(L, L->xd, x, N, false);
+        if (g) gemm_dw(N, r, in, dtmp, L->xd, g->A, true);
+        gemm_xw(N, r, in, dtmp, L->lp->A, L->dxd, false);
+        dropout_apply(L, dx, L->dxd, N, true);
+        return;
+    }
     if (g) gemm_dw(N, r, in, dtmp, x, g->A, true);
     gemm_xw(N, r, in, dtmp, L->lp->A, dx, true);
 }
@@ -534,6 +602,8 @@ void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const i
     embed_forward(m, lo, a->res, ids, a->pos, N);
     for (int l = 0; l < c->n_layers; l++) {
         layer_acts *la = &a->layers[l];
+        la->drop_p = lo ? a->lora_dropout : 0.0f;
+        la->drop_seed = mix64(a->dropout_seed);
         block_forward(m, lo, l, la, a->res + (size_t)l * N * D, a->res + (size_t)(l + 1) * N * D,
                       a->B, a->T, 0, a->pos, a->seg, la->k, la->v, rc, rs);
     }

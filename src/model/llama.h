@@ -24,11 +24,23 @@ typedef struct layer_acts {
     float *xn2, *rstd2, *mean2; /* (N, D), (N), (N) */
     float *g, *u, *h;   /* (N, F) gate, up, silu(gate)*up — or up, gelu(up) */
     float *lora_tmp[LORA_N_TARGETS]; /* (N, r) x @ A^T per target, or NULL */
+    /* LoRA dropout (training): one keep-bit per element of each adapted input,
+     * drawn in the forward pass and reused by the backward pass */
+    uint8_t *lora_mask[LORA_N_TARGETS];
+    float *lora_xd, *lora_dxd; /* (N, max in) scratch shared by all layers */
+    float drop_p;              /* 0 = off (inference, evaluation) */
+    uint64_t drop_seed;
+    int layer;
 } layer_acts;
 
 typedef struct llama_acts {
     int B, T, N;        /* N = B*T rows */
     int lora_rank;
+    /* LoRA dropout for the next llama_forward/llama_loss_backward pair: the
+     * trainer sets p (> 0) and a seed per micro-batch for training passes and
+     * p = 0 for evaluation. Masks are a function of (seed, layer, target, row). */
+    float lora_dropout;
+    uint64_t dropout_seed;
     float *res;         /* (L+1, N, D): input of each layer; res + L*N*D = final residual */
     layer_acts *layers; /* [L] */
     float *xnf, *rstdf, *meanf; /* (N, D), (N), (N) final norm */

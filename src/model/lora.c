@@ -228,7 +228,7 @@ static hn_status write_config(const lora_set *l, const hn_model *m, const char *
     json_object_set_new(j, "task_type", json_string("CAUSAL_LM"));
     json_object_set_new(j, "r", json_integer(l->rank));
     json_object_set_new(j, "lora_alpha", json_real(l->alpha));
-    json_object_set_new(j, "lora_dropout", json_real(0.0));
+    json_object_set_new(j, "lora_dropout", json_real(l->dropout));
     json_object_set_new(j, "bias", json_string("none"));
     /* PEFT's flag for Conv1D (in, out) base weights; A and B keep their shapes */
     json_object_set_new(j, "fan_in_fan_out", json_boolean(model_arch_traits(m->cfg.arch).conv1d));

@@ -38,6 +38,7 @@ typedef struct lora_pair {
 typedef struct lora_set {
     int rank;
     float alpha, scale; /* scale = alpha / rank */
+    float dropout;      /* lora_dropout the adapter was trained with (recorded only) */
     unsigned targets;    /* bit mask of enum lora_target */
     int n_layers;
     lora_pair (*pairs)[LORA_N_TARGETS]; /* [n_layers][target]; A == NULL if not targeted */

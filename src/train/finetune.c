@@ -118,8 +118,8 @@ static hn_status setup_hparams(trainer *t, hn_err *err) {
         t->pack_len = context_len(t) - 1;
         t->pack_rows = budget / t->pack_len > 0 ? (int)(budget / t->pack_len) : 1;
     }
-    if (c->lora_dropout > 0 && c->method == FT_LORA)
-        event(t, "warn", "LoRA dropout is not implemented yet; training without dropout");
+    if (c->lora_dropout < 0 || c->lora_dropout >= 1)
+        return hn_errf(err, HN_EINVAL, "LoRA dropout %g is not in [0, 1)", c->lora_dropout);
     return HN_OK;
 }
 
@@ -170,6 +170,7 @@ static hn_status setup_params(trainer *t, hn_err *err) {
         if (s == HN_OK) s = lora_create_ex(t->m, r, alpha, all, ids, n, &rng, &t->lora, err);
         if (s == HN_OK) s = lora_create_ex(t->m, r, alpha, all, ids, n, NULL, &t->lora_grad, err);
         if (s != HN_OK) return s;
+        t->lora->dropout = c->lora_dropout;
         t->params = t->lora->slab;
         t->grads = t->lora_grad->slab;
         t->n_train = t->lora->n_params;
@@ -291,6 +292,9 @@ static void run_group(trainer *t, ft_seq *const *seq, int n, bool train, llama_l
             llama_acts_reshape(t->acts, t->m, nb, T);
             llama_acts_default_pos(t->acts);
         }
+        /* LoRA dropout in training passes only; masks reproducible per step (resume) */
+        t->acts->lora_dropout = train && t->lora ? t->cfg.lora_dropout : 0.0f;
+        t->acts->dropout_seed = t->cfg.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)t->step * 1000003u + (uint64_t)off;
         off += nb;
         llama_loss_stats st;
         llama_forward(t->m, t->lora, t->acts, t->ids);

@@ -161,6 +161,31 @@ static void check_tokens(const char *name, model_ctx *c, lora_set *plain) {
     lora_free(lg);
 }
 
+/* Every LoRA gradient (with the acts' current dropout) against finite differences. */
+static void lora_fd(const char *name, model_arch arch, model_ctx *c, lora_set *lg, int rank,
+                    float p) {
+    llama_loss_stats st;
+    memset(lg->slab, 0, lg->n_params * sizeof(float));
+    llama_forward(c->m, c->lo, c->a, c->ids);
+    llama_loss_backward(c->m, c->lo, c->a, c->ids, c->tgt, c->w, c->norm, NULL, lg, &st);
+    double worst = 0;
+    int count = 0;
+    for (int l = 0; l < c->m->cfg.n_layers; l++)
+        for (int t = 0; t < LORA_N_TARGETS; t++)
+            for (int ab = 0; ab < 2 && c->lo->pairs[l][t].A; ab++) {
+                lora_pair *lp = &c->lo->pairs[l][t], *gp = &lg->pairs[l][t];
+                size_t n = (size_t)rank * (ab ? lp->out : lp->in);
+                char what[160];
+                snprintf(what, sizeof what, "%s lora (dropout %.1f) layer %d %s %c", name, p, l,
+                         lora_target_name(arch, t), "AB"[ab]);
+                worst = fmax(worst, test_fd_check(what, ab ? lp->B : lp->A, ab ? gp->B : gp->A, n,
+                                                  model_loss, c, 2e-3f, 5e-3));
+                count++;
+            }
+    printf("model %s: %d LoRA gradients (dropout %.1f), worst relative error %.2e\n", name, count,
+           p, worst);
+}
+
 static void check_model(const char *name, model_arch arch, bool tied, int Hq, int Hkv, int hd) {
     model_config cfg = {.arch = arch, .dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = Hq,
                         .n_kv_heads = Hkv, .head_dim = hd, .vocab_size = 40, .max_seq_len = 32,
@@ -210,23 +235,15 @@ static void check_model(const char *name, model_arch arch, bool tied, int Hq, in
                 lora_pair *lp = &c.lo->pairs[l][t];
                 if (lp->A) fill(lp->B, (size_t)lp->out * rank, -0.3f, 0.3f);
             }
-        llama_forward(c.m, c.lo, c.a, c.ids);
-        llama_loss_backward(c.m, c.lo, c.a, c.ids, c.tgt, c.w, c.norm, NULL, lg, &st);
-        worst = 0;
-        int count = 0;
-        for (int l = 0; l < cfg.n_layers; l++)
-            for (int t = 0; t < LORA_N_TARGETS; t++)
-                for (int ab = 0; ab < 2 && c.lo->pairs[l][t].A; ab++) {
-                    lora_pair *lp = &c.lo->pairs[l][t], *gp = &lg->pairs[l][t];
-                    size_t n = (size_t)rank * (ab ? lp->out : lp->in);
-                    char what[160];
-                    snprintf(what, sizeof what, "%s lora layer %d %s %c", name, l,
-                             lora_target_name(arch, t), "AB"[ab]);
-                    worst = fmax(worst, test_fd_check(what, ab ? lp->B : lp->A, ab ? gp->B : gp->A, n,
-                                                 model_loss, &c, 2e-3f, 5e-3));
-                    count++;
-                }
-        printf("model %s: %d LoRA gradients, worst relative error %.2e\n", name, count, worst);
+        lora_fd(name, arch, &c, lg, rank, 0.0f);
+        /* LoRA dropout: a fixed mask (same seed every pass) is a fixed function */
+        double plain = model_loss(&c);
+        c.a->lora_dropout = 0.3f;
+        c.a->dropout_seed = 77;
+        CHECK(fabs(model_loss(&c) - plain) > 1e-6, "%s: LoRA dropout changes nothing", name);
+        lora_fd(name, arch, &c, lg, rank, 0.3f);
+        c.a->lora_dropout = 0.0f;
+        CHECK(model_loss(&c) == plain, "%s: dropout off is not the plain loss", name);
     }
     check_tokens(name, &c, c.lo);
     lora_free(c.lo);
