@@ -1,4 +1,4 @@
-/* ops.c — reference-quality CPU kernels for the transformer layers.
+/* ops.c — CPU kernels for the transformer layers (attention lives in attention.c).
  * Loops are written so their inner dimension is contiguous and vectorizable;
  * threading is by OpenMP over independent rows/heads in few, large regions. */
 #include "tensor/ops.h"
@@ -85,100 +85,6 @@ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, cons
         float silu = g[i] * sig;
         du[i] = dh[i] * silu;
         dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
-    }
-}
-
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int T, int S, int pos0, int Hq, int Hkv, int hd, const int32_t *seg) {
-    const int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    #pragma omp parallel for collapse(2) schedule(static) if ((long)T * S * Hq > 4096)
-    for (int h = 0; h < Hq; h++) {
-        for (int t = 0; t < T; t++) {
-            const int kh = h / group, qpos = pos0 + t;
-            const float *qt = q + (size_t)t * qs + (size_t)h * hd;
-            float *a = att + ((size_t)h * T + t) * S;
-            float mx = -INFINITY;
-            for (int s = 0; s <= qpos; s++) {
-                if (seg && seg[s] != seg[qpos]) {
-                    a[s] = -INFINITY;
-                    continue;
-                }
-                const float *ks_ = k + (size_t)s * ks + (size_t)kh * hd;
-                float d = 0;
-                #pragma omp simd reduction(+ : d)
-                for (int i = 0; i < hd; i++) d += qt[i] * ks_[i];
-                a[s] = d * scale;
-                if (a[s] > mx) mx = a[s];
-            }
-            float sum = 0;
-            for (int s = 0; s <= qpos; s++) {
-                a[s] = a[s] == -INFINITY ? 0.0f : expf(a[s] - mx);
-                sum += a[s];
-            }
-            float inv = 1.0f / sum;
-            for (int s = 0; s <= qpos; s++) a[s] *= inv;
-            for (int s = qpos + 1; s < S; s++) a[s] = 0.0f;
-            float *ot = out + (size_t)t * qs + (size_t)h * hd;
-            memset(ot, 0, sizeof(float) * hd);
-            for (int s = 0; s <= qpos; s++) {
-                const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
-                float p = a[s];
-                if (p == 0.0f) continue;
-                for (int i = 0; i < hd; i++) ot[i] += p * vs[i];
-            }
-        }
-    }
-}
-
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *q, const float *k, const float *v, int T, int Hq, int Hkv,
-                        int hd) {
-    const int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    memset(dq, 0, sizeof(float) * (size_t)T * qs);
-    memset(dk, 0, sizeof(float) * (size_t)T * ks);
-    memset(dv, 0, sizeof(float) * (size_t)T * ks);
-    /* parallel over KV heads: the query heads of one group write the same dk/dv rows */
-    #pragma omp parallel for schedule(static) if ((long)T * T * Hq > 4096)
-    for (int kh = 0; kh < Hkv; kh++) {
-        for (int h = kh * group; h < (kh + 1) * group; h++) {
-            for (int t = 0; t < T; t++) {
-                const float *a = att + ((size_t)h * T + t) * T;
-                const float *dot_ = dout + (size_t)t * qs + (size_t)h * hd;
-                const float *qt = q + (size_t)t * qs + (size_t)h * hd;
-                float *dqt = dq + (size_t)t * qs + (size_t)h * hd;
-                /* dp[s] = dout . v[s];  ds = p * (dp - sum(p*dp)) */
-                float sum_pdp = 0;
-                for (int s = 0; s <= t; s++) {
-                    if (a[s] == 0.0f) continue;
-                    const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
-                    float dp = 0;
-                    #pragma omp simd reduction(+ : dp)
-                    for (int i = 0; i < hd; i++) dp += dot_[i] * vs[i];
-                    sum_pdp += a[s] * dp;
-                }
-                for (int s = 0; s <= t; s++) {
-                    float p = a[s];
-                    if (p == 0.0f) continue;
-                    const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
-                    const float *kk = k + (size_t)s * ks + (size_t)kh * hd;
-                    float *dvs = dv + (size_t)s * ks + (size_t)kh * hd;
-                    float *dks = dk + (size_t)s * ks + (size_t)kh * hd;
-                    float dp = 0;
-                    #pragma omp simd reduction(+ : dp)
-                    for (int i = 0; i < hd; i++) {
-                        dp += dot_[i] * vs[i];
-                        dvs[i] += p * dot_[i];
-                    }
-                    float ds = p * (dp - sum_pdp) * scale;
-                    for (int i = 0; i < hd; i++) {
-                        dqt[i] += ds * kk[i];
-                        dks[i] += ds * qt[i];
-                    }
-                }
-            }
-        }
     }
 }
 
