@@ -85,6 +85,25 @@ void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* gemm_f32 with B a versioned weight (cached as bf16 by dnnl_bf16). */
+static void gemm_f32_w(bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, uint64_t version, float beta, float *C, int ldc) {
+    if (M > 0 && N > 0 && K > 0 && gemm_get_backend() == GEMM_DNNL_BF16 &&
+        gemm_dnnl_run_w(true, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, version, true, beta, C, ldc))
+        return;
+    gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_xwt_w(int T, int out, int in, const float *x, const float *W, uint64_t version,
+                float *y, bool acc) {
+    gemm_f32_w(false, true, T, out, in, x, in, W, in, version, acc ? 1.0f : 0.0f, y, out);
+}
+
+void gemm_xw_w(int T, int out, int in, const float *dy, const float *W, uint64_t version,
+               float *dx, bool acc) {
+    gemm_f32_w(false, false, T, in, out, dy, out, W, in, version, acc ? 1.0f : 0.0f, dx, in);
+}
+
 void gemm_xwt(int T, int out, int in, const float *x, const float *W, float *y, bool acc) {
     gemm_f32(false, true, T, out, in, 1.0f, x, in, W, in, acc ? 1.0f : 0.0f, y, out);
 }

@@ -7,9 +7,13 @@
  * beta a "sum" post-op, both fixed at creation.
  *
  * bf16: A and B are rounded (nearest-even) into bf16 scratch buffers on every
- * call (O(MK + KN) work against the product's O(MNK)); accumulation and C stay
- * f32. Weights are not cached as bf16 here because the GEMM interface does not
- * know which operand is a frozen weight — see docs/bench.md.
+ * call (O(MK + KN) work against the product's O(MNK); one vcvtne2ps2bf16 per
+ * 32 floats where the CPU has AVX512_BF16); accumulation and C stay f32. A
+ * weight operand passed with a version (gemm_xwt_w/gemm_xw_w) is converted
+ * once and its bf16 copy kept in the weight cache below until the version
+ * changes. Products with a side under 64 (LoRA rank, decode GEMV) whose B is
+ * not a cached weight run in f32: converting would cost more than the bf16
+ * product saves.
  *
  * Threading: oneDNN runs its own OpenMP regions (same libgomp as hone). Calls
  * are serialised by one mutex (the cache and scratch buffers are shared). */
@@ -69,6 +73,8 @@ bool gemm_dnnl_available(void) {
     return ok;
 }
 
+static void wcache_clear_locked(void);
+
 static void entry_free(dnnl_entry *e) {
     if (!e->used) return;
     dnnl_primitive_destroy(e->prim);
@@ -85,6 +91,7 @@ void gemm_dnnl_release(void) {
     free(g_dnnl.bbuf);
     g_dnnl.abuf = g_dnnl.bbuf = NULL;
     g_dnnl.acap = g_dnnl.bcap = 0;
+    wcache_clear_locked();
     pthread_mutex_unlock(&g_dnnl.mu);
 }
 
@@ -152,6 +159,8 @@ static dnnl_entry *cache_get(const dnnl_key *k) {
     return entry_create(e, k) ? e : NULL;
 }
 
+/* ---- f32 -> bf16 conversion ---- */
+
 static inline uint16_t f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -160,15 +169,125 @@ static inline uint16_t f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+static void row_to_bf16_c(uint16_t *d, const float *s, int n) {
+    for (int j = 0; j < n; j++) d[j] = f32_to_bf16(s[j]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* Same rounding as f32_to_bf16 (nearest-even, NaN stays NaN); the
+ * instruction also flushes denormal inputs to zero, far below bf16's use. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void row_to_bf16_avx512(uint16_t *d, const float *s, int n) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + j + 16), _mm512_loadu_ps(s + j));
+        _mm512_storeu_si512(d + j, (__m512i)v);
+    }
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, s + j));
+        _mm256_mask_storeu_epi16(d + j, m, (__m256i)v);
+    }
+}
+#endif
+
+static void (*row_to_bf16(void))(uint16_t *, const float *, int) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512bf16")) return row_to_bf16_avx512;
+#endif
+    return row_to_bf16_c;
+}
+
 /* Rounds a rows x cols block (leading dimension ld) into dst, packed with
  * leading dimension cols. */
 static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
+    void (*conv)(uint16_t *, const float *, int) = row_to_bf16();
     #pragma omp parallel for schedule(static) if ((long)rows * cols > 1 << 17)
-    for (int i = 0; i < rows; i++) {
-        const float *s = src + (size_t)i * ld;
-        uint16_t *d = dst + (size_t)i * cols;
-        for (int j = 0; j < cols; j++) d[j] = f32_to_bf16(s[j]);
+    for (int i = 0; i < rows; i++) conv(dst + (size_t)i * cols, src + (size_t)i * ld, cols);
+}
+
+void gemm_round_bf16(uint16_t *dst, const float *src, size_t n) {
+    void (*conv)(uint16_t *, const float *, int) = row_to_bf16();
+    const size_t chunk = 1 << 16;
+    #pragma omp parallel for schedule(static) if (n > chunk)
+    for (size_t i = 0; i < n; i += chunk) conv(dst + i, src + i, (int)(n - i < chunk ? n - i : chunk));
+}
+
+/* ---- the weight cache: bf16 copies of versioned weights ----
+ * Keyed by (pointer, element count, version). A fingerprint of 16 sampled
+ * values guards against a freed weight's address being reused by another
+ * tensor with the same size and version (a new model in the same process);
+ * callers that free weights should still call gemm_weight_cache_clear. */
+
+enum { WCACHE = 512, WPRINT = 16 };
+
+typedef struct wentry {
+    const float *w;
+    size_t n;
+    uint64_t version;
+    float print[WPRINT];
+    uint16_t *bf16;
+} wentry;
+
+static struct {
+    wentry e[WCACHE];
+    int next_evict;
+    size_t bytes;
+} g_wc;
+
+static void fingerprint(float *out, const float *w, size_t n) {
+    for (int i = 0; i < WPRINT; i++) out[i] = w[(size_t)((double)i / WPRINT * n)];
+}
+
+/* The bf16 copy of W (n floats) at this version, converted if missing or
+ * stale; NULL on allocation failure. Caller holds g_dnnl.mu. */
+static const uint16_t *wcache_get_locked(const float *w, size_t n, uint64_t version) {
+    float print[WPRINT];
+    fingerprint(print, w, n);
+    wentry *e = NULL, *free_e = NULL;
+    for (int i = 0; i < WCACHE && !e; i++) {
+        if (g_wc.e[i].w == w && g_wc.e[i].n == n) e = &g_wc.e[i];
+        else if (!g_wc.e[i].w && !free_e) free_e = &g_wc.e[i];
     }
+    if (e && e->version == version && !memcmp(e->print, print, sizeof print)) return e->bf16;
+    if (!e) {
+        e = free_e;
+        if (!e) { /* full: evict round-robin */
+            e = &g_wc.e[g_wc.next_evict];
+            g_wc.next_evict = (g_wc.next_evict + 1) % WCACHE;
+            g_wc.bytes -= e->n * sizeof(uint16_t);
+            free(e->bf16);
+            memset(e, 0, sizeof *e);
+        }
+        e->bf16 = malloc(n * sizeof(uint16_t));
+        if (!e->bf16) return NULL;
+        e->w = w;
+        e->n = n;
+        g_wc.bytes += n * sizeof(uint16_t);
+    }
+    gemm_round_bf16(e->bf16, w, n);
+    e->version = version;
+    memcpy(e->print, print, sizeof print);
+    return e->bf16;
+}
+
+static void wcache_clear_locked(void) {
+    for (int i = 0; i < WCACHE; i++) free(g_wc.e[i].bf16);
+    memset(&g_wc, 0, sizeof g_wc);
+}
+
+void gemm_weight_cache_clear(void) {
+    pthread_mutex_lock(&g_dnnl.mu);
+    wcache_clear_locked();
+    pthread_mutex_unlock(&g_dnnl.mu);
+}
+
+size_t gemm_weight_cache_bytes(void) {
+    pthread_mutex_lock(&g_dnnl.mu);
+    size_t b = g_wc.bytes;
+    pthread_mutex_unlock(&g_dnnl.mu);
+    return b;
 }
 
 static bool grow(uint16_t **buf, size_t *cap, size_t n) {
@@ -182,19 +301,28 @@ static bool grow(uint16_t **buf, size_t *cap, size_t n) {
 
 bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    return gemm_dnnl_run_w(bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, false, beta, C, ldc);
+}
+
+bool gemm_dnnl_run_w(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, uint64_t b_version,
+                     bool b_cached, float beta, float *C, int ldc) {
     pthread_mutex_lock(&g_dnnl.mu);
     bool ok = dnnl_init_locked();
     const void *ap = A, *bp = B;
+    /* stored shapes: A (ta ? K : M, ta ? M : K), B (tb ? N : K, tb ? K : N) */
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    const uint16_t *wb = NULL;
+    if (ok && bf16 && b_cached && bc == ldb) wb = wcache_get_locked(B, (size_t)br * bc, b_version);
+    if (!wb && (M < 64 || N < 64 || K < 64)) bf16 = false; /* conversion would dominate */
     if (ok && bf16) {
-        /* stored shapes: A (ta ? K : M, ta ? M : K), B (tb ? N : K, tb ? K : N) */
-        int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
         ok = grow(&g_dnnl.abuf, &g_dnnl.acap, (size_t)ar * ac) &&
-             grow(&g_dnnl.bbuf, &g_dnnl.bcap, (size_t)br * bc);
+             (wb || grow(&g_dnnl.bbuf, &g_dnnl.bcap, (size_t)br * bc));
         if (ok) {
             convert_bf16(g_dnnl.abuf, A, ar, ac, lda);
-            convert_bf16(g_dnnl.bbuf, B, br, bc, ldb);
+            if (!wb) convert_bf16(g_dnnl.bbuf, B, br, bc, ldb);
             ap = g_dnnl.abuf;
-            bp = g_dnnl.bbuf;
+            bp = wb ? wb : g_dnnl.bbuf;
             lda = ac;
             ldb = bc;
         }
@@ -222,6 +350,8 @@ bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha
 
 #else /* !HONE_HAVE_DNNL */
 
+#include <string.h>
+
 bool gemm_dnnl_available(void) { return false; }
 void gemm_dnnl_release(void) {}
 bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
@@ -229,6 +359,22 @@ bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha
     (void)bf16, (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A;
     (void)lda, (void)B, (void)ldb, (void)beta, (void)C, (void)ldc;
     return false;
+}
+bool gemm_dnnl_run_w(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, uint64_t b_version,
+                     bool b_cached, float beta, float *C, int ldc) {
+    (void)b_version, (void)b_cached;
+    return gemm_dnnl_run(bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void gemm_weight_cache_clear(void) {}
+size_t gemm_weight_cache_bytes(void) { return 0; }
+void gemm_round_bf16(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u) dst[i] = (uint16_t)((u >> 16) | 0x40);
+        else dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
 }
 
 #endif
