@@ -21,7 +21,7 @@
  * bytes). Kernels: AVX-512 when the CPU has it (function target attribute and
  * a run-time check, so the build needs no -march), portable C otherwise; both
  * are tested against the _ref oracle (tests/unit/test_attention.c). The AVX-512
- * softmax uses its own exp (Cephes polynomial, ~1 ulp) instead of libm's. */
+ * softmax uses simd_exp512 (simd.h, ~2 ulp) instead of libm's expf. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +31,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define ATTN_HAVE_AVX512 1
-#endif
+#include "tensor/simd.h"
 
 enum { QB = 32 }; /* query rows per block: a block's P rows (QB x S) stay in L2 */
 
@@ -126,31 +123,8 @@ static void dsoftmax_row_c(float *dp, const float *p, int n, float scale) {
 static const attn_kernels k_portable = {abt_c, ab_c, atb_acc_c, softmax_row_c, dsoftmax_row_c};
 
 /* ---- AVX-512 kernels ---- */
-#ifdef ATTN_HAVE_AVX512
-#define AVX512 __attribute__((target("avx512f")))
-
-AVX512 static inline __mmask16 tail16(int k) {
-    return k >= 16 ? (__mmask16)0xffff : k <= 0 ? (__mmask16)0 : (__mmask16)((1u << k) - 1);
-}
-
-/* Cephes expf: n = round(x/ln2), r = x - n ln2 (two-part ln2), exp(r) by a
- * degree-7 polynomial, times 2^n via scalef (which also flushes to 0 below
- * the clamp). */
-AVX512 static inline __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.72f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
+#ifdef HN_HAVE_AVX512
+#define AVX512 HN_AVX512
 
 /* 8 rows x 32 keys per register block (16 accumulators). Rows past R repeat
  * the last row and are not stored, so the block is always full. */
@@ -162,7 +136,7 @@ AVX512 static void abt_avx512(int R, int n, int hd, int diag, const float *A, in
         const float *ar[8];
         for (int i = 0; i < 8; i++) ar[i] = A + (size_t)(r0 + (i < nr ? i : nr - 1)) * lda;
         for (int j = 0; j < ncol; j += 32) {
-            __mmask16 m0 = tail16(ncol - j), m1 = tail16(ncol - j - 16);
+            __mmask16 m0 = simd_tail16(ncol - j), m1 = simd_tail16(ncol - j - 16);
             __m512 acc[8][2];
             #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -195,7 +169,7 @@ AVX512 static void ab_avx512(int R, int n, int hd, int diag, const float *P, int
         for (int i = 0; i < 6; i++) pr[i] = P + (size_t)(r0 + (i < nr ? i : nr - 1)) * ldp;
         for (int c0 = 0; c0 < hd; c0 += 64) {
             __mmask16 m[4];
-            for (int q = 0; q < 4; q++) m[q] = tail16(hd - c0 - 16 * q);
+            for (int q = 0; q < 4; q++) m[q] = simd_tail16(hd - c0 - 16 * q);
             __m512 acc[6][4];
             #pragma GCC unroll 6
             for (int i = 0; i < 6; i++)
@@ -227,7 +201,7 @@ AVX512 static void atb_acc_avx512(int R, int n, int hd, int diag, const float *A
                                   const float *X, int ldx, float *D, int ldd) {
     for (int c0 = 0; c0 < hd; c0 += 64) {
         __mmask16 m[4];
-        for (int q = 0; q < 4; q++) m[q] = tail16(hd - c0 - 16 * q);
+        for (int q = 0; q < 4; q++) m[q] = simd_tail16(hd - c0 - 16 * q);
         for (int j0 = 0; j0 < n; j0 += 6) {
             int nj = n - j0 < 6 ? n - j0 : 6;
             int rb = j0 - diag > 0 ? j0 - diag : 0;
@@ -266,23 +240,23 @@ AVX512 static void softmax_row_avx512(float *a, int n, float scale) {
     const __m512 ninf = _mm512_set1_ps(-INFINITY), vs = _mm512_set1_ps(scale);
     __m512 mx = ninf;
     for (int s = 0; s < n; s += 16) {
-        __mmask16 m = tail16(n - s);
+        __mmask16 m = simd_tail16(n - s);
         __m512 x = _mm512_mul_ps(_mm512_mask_loadu_ps(ninf, m, a + s), vs);
         _mm512_mask_storeu_ps(a + s, m, x);
         mx = _mm512_max_ps(mx, x);
     }
     __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (int s = 0; s < n; s += 16) {
-        __mmask16 m = tail16(n - s);
+        __mmask16 m = simd_tail16(n - s);
         __m512 x = _mm512_mask_loadu_ps(ninf, m, a + s);
         __mmask16 live = _mm512_cmp_ps_mask(x, ninf, _CMP_NEQ_OQ);
-        __m512 e = _mm512_maskz_mov_ps(live, exp512(_mm512_sub_ps(x, vmx)));
+        __m512 e = _mm512_maskz_mov_ps(live, simd_exp512(_mm512_sub_ps(x, vmx)));
         _mm512_mask_storeu_ps(a + s, m, e);
         sum = _mm512_add_ps(sum, e);
     }
     __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int s = 0; s < n; s += 16) {
-        __mmask16 m = tail16(n - s);
+        __mmask16 m = simd_tail16(n - s);
         _mm512_mask_storeu_ps(a + s, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + s), inv));
     }
 }
@@ -290,12 +264,12 @@ AVX512 static void softmax_row_avx512(float *a, int n, float scale) {
 AVX512 static void dsoftmax_row_avx512(float *dp, const float *p, int n, float scale) {
     __m512 dot = _mm512_setzero_ps();
     for (int s = 0; s < n; s += 16) {
-        __mmask16 m = tail16(n - s);
+        __mmask16 m = simd_tail16(n - s);
         dot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + s), _mm512_maskz_loadu_ps(m, dp + s), dot);
     }
     __m512 vd = _mm512_set1_ps(_mm512_reduce_add_ps(dot)), vs = _mm512_set1_ps(scale);
     for (int s = 0; s < n; s += 16) {
-        __mmask16 m = tail16(n - s);
+        __mmask16 m = simd_tail16(n - s);
         __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + s), vd);
         x = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + s), x), vs);
         _mm512_mask_storeu_ps(dp + s, m, x);
@@ -311,8 +285,8 @@ static bool g_force_portable;
 void attention_force_portable(bool on) { g_force_portable = on; }
 
 static const attn_kernels *kernels_get(void) {
-#ifdef ATTN_HAVE_AVX512
-    if (!g_force_portable && __builtin_cpu_supports("avx512f")) return &k_avx512;
+#ifdef HN_HAVE_AVX512
+    if (!g_force_portable && simd_have_avx512()) return &k_avx512;
 #endif
     return &k_portable;
 }
