@@ -39,7 +39,7 @@ static const char *usage =
     "                      layer; default: train:{full,lora}:4x256,\n"
     "                      train:{full,lora}:1x1024, prefill:1x512, decode:128, gemm)\n"
     "  --gemm BACKEND      ref | openblas | dnnl | dnnl_bf16 (default: $HONE_GEMM, else\n"
-    "                      openblas); for the gemm case also 'all'\n"
+    "                      dnnl if built in, else openblas); for the gemm case also 'all'\n"
     "  --warmup N          untimed iterations (default 1)\n"
     "  --iters N           timed iterations, median reported (default 3)\n"
     "  --lora-rank R       LoRA rank on q,k,v,o,gate,up,down (default 16)\n"

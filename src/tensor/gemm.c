@@ -25,12 +25,16 @@ bool gemm_backend_available(gemm_backend b) {
     return (unsigned)b < GEMM_N_BACKENDS;
 }
 
-/* Default: OpenBLAS. oneDNN f32 is ~10% faster at the 110M model's GEMM
- * shapes and 3-5x at LoRA-rank shapes, but end-to-end steps on the shared
- * 2-vCPU VMs were too noisy to show a consistent win yet (docs/bench.md). */
+/* Default: oneDNN f32 when built in, else OpenBLAS. Both are exact f32;
+ * oneDNN runs on libgomp's threads like hone's own kernels (Debian's OpenBLAS
+ * is the pthread build: a second pool spinning against the first on 2 vCPUs),
+ * is 3-5x faster at LoRA-rank shapes, and a LoRA 4x256 step of the 110M model
+ * used ~20% less CPU time with it (docs/bench.md). bf16 stays opt-in: it
+ * moves the golden logits by ~0.1 and breaks the bitwise-equivalence tests. */
 static gemm_backend resolve_backend(void) {
     gemm_backend b = gemm_backend_parse(getenv("HONE_GEMM"));
-    return b != GEMM_N_BACKENDS && gemm_backend_available(b) ? b : GEMM_OPENBLAS;
+    if (b != GEMM_N_BACKENDS && gemm_backend_available(b)) return b;
+    return gemm_backend_available(GEMM_DNNL) ? GEMM_DNNL : GEMM_OPENBLAS;
 }
 
 gemm_backend gemm_get_backend(void) {

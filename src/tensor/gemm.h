@@ -3,7 +3,7 @@
  * Row-major f32: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, where
  * op(X) is X or X^T. Backends are chosen at run time so kernels, tests and
  * benchmarks can swap them (HONE_GEMM=ref|openblas|dnnl|dnnl_bf16, default
- * openblas):
+ * dnnl when built in, else openblas — both exact f32):
  *   ref        portable loop nest, the oracle the others are tested against
  *   openblas   cblas_sgemm (f32)
  *   dnnl       oneDNN f32 matmul primitives (cached per shape)

@@ -4,7 +4,13 @@
  * dimensions, alpha, beta) and kept in a small cache, so the repeated shapes of
  * a training step (12 layers x the same 7 projections) pay creation only once;
  * each call only swaps data pointers and executes. alpha is an output scale and
- * beta a "sum" post-op, both fixed at creation.
+ * beta a "sum" post-op, both fixed at creation. Only products of at least
+ * EXACT_MIN multiply-adds seen twice get such a shape-specific primitive
+ * (oneDNN's brgemm kernels, JIT-compiled per shape: ~0.5-2 ms and a few
+ * hundred KB each); the rest run through one primitive per (dtype,
+ * transposes, alpha, beta) with run-time dimensions (oneDNN's gemm:jit), so a
+ * fine-tuning run whose sequence length changes every batch neither creates
+ * primitives every step nor grows the process by hundreds of them.
  *
  * bf16: A and B are rounded (nearest-even) into bf16 scratch buffers on every
  * call (O(MK + KN) work against the product's O(MNK); one vcvtne2ps2bf16 per
@@ -28,9 +34,11 @@
 #include <string.h>
 
 typedef struct dnnl_key {
-    int bf16, ta, tb, M, N, K, lda, ldb, ldc;
+    int bf16, ta, tb, M, N, K, lda, ldb, ldc; /* M..ldc all 0: run-time dimensions */
     float alpha, beta;
 } dnnl_key;
+
+enum { EXACT_MIN = 1 << 21, SEEN = 64 };
 
 typedef struct dnnl_entry {
     dnnl_key key;
@@ -50,6 +58,8 @@ static struct {
     int next_evict;
     uint16_t *abuf, *bbuf;
     size_t acap, bcap;
+    dnnl_key seen[SEEN]; /* big shapes missed once: promoted on the next miss */
+    int seen_next;
 } g_dnnl = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static bool dnnl_init_locked(void) {
@@ -78,9 +88,9 @@ static void wcache_clear_locked(void);
 static void entry_free(dnnl_entry *e) {
     if (!e->used) return;
     dnnl_primitive_destroy(e->prim);
-    dnnl_memory_destroy(e->a);
-    dnnl_memory_destroy(e->b);
-    dnnl_memory_destroy(e->c);
+    if (e->a) dnnl_memory_destroy(e->a);
+    if (e->b) dnnl_memory_destroy(e->b);
+    if (e->c) dnnl_memory_destroy(e->c);
     memset(e, 0, sizeof *e);
 }
 
@@ -102,13 +112,23 @@ static bool md_strided(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64
     return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides) == dnnl_success;
 }
 
-static bool entry_create(dnnl_entry *e, const dnnl_key *k) {
+/* The three descriptors of a product; with rt, every dimension and leading
+ * dimension is DNNL_RUNTIME_DIM_VAL. op(A) (M,K): A stored (M,K) with lda, or
+ * (K,M) with lda when transposed. */
+static bool key_mds(const dnnl_key *k, bool rt, dnnl_memory_desc_t *amd, dnnl_memory_desc_t *bmd,
+                    dnnl_memory_desc_t *cmd) {
     dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;
-    /* op(A) (M,K): A stored (M,K) with lda, or (K,M) with lda when transposed. */
+    int64_t R = DNNL_RUNTIME_DIM_VAL, M = rt ? R : k->M, N = rt ? R : k->N, K = rt ? R : k->K;
+    int64_t lda = rt ? R : k->lda, ldb = rt ? R : k->ldb, ldc = rt ? R : k->ldc;
+    return md_strided(amd, M, K, k->ta ? 1 : lda, k->ta ? lda : 1, dt) &&
+           md_strided(bmd, K, N, k->tb ? 1 : ldb, k->tb ? ldb : 1, dt) &&
+           md_strided(cmd, M, N, ldc, 1, dnnl_f32);
+}
+
+static bool entry_create(dnnl_entry *e, const dnnl_key *k) {
+    bool rt = k->M == 0;
     dnnl_memory_desc_t amd, bmd, cmd;
-    bool ok = md_strided(&amd, k->M, k->K, k->ta ? 1 : k->lda, k->ta ? k->lda : 1, dt) &&
-              md_strided(&bmd, k->K, k->N, k->tb ? 1 : k->ldb, k->tb ? k->ldb : 1, dt) &&
-              md_strided(&cmd, k->M, k->N, k->ldc, 1, dnnl_f32);
+    bool ok = key_mds(k, rt, &amd, &bmd, &cmd);
     if (!ok) return false;
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd) != dnnl_success) return false;
@@ -130,6 +150,11 @@ static bool entry_create(dnnl_entry *e, const dnnl_key *k) {
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (!ok) return false;
     e->a = e->b = e->c = NULL;
+    if (rt) { /* memory objects are made per call, with the call's dimensions */
+        e->key = *k;
+        e->used = true;
+        return true;
+    }
     if (dnnl_memory_create(&e->a, &amd, g_dnnl.eng, DNNL_MEMORY_NONE) != dnnl_success ||
         dnnl_memory_create(&e->b, &bmd, g_dnnl.eng, DNNL_MEMORY_NONE) != dnnl_success ||
         dnnl_memory_create(&e->c, &cmd, g_dnnl.eng, DNNL_MEMORY_NONE) != dnnl_success) {
@@ -144,11 +169,16 @@ static bool entry_create(dnnl_entry *e, const dnnl_key *k) {
     return true;
 }
 
-static dnnl_entry *cache_get(const dnnl_key *k) {
+static dnnl_entry *cache_find(const dnnl_key *k) {
     for (int i = 0; i < DNNL_CACHE; i++)
         if (g_dnnl.cache[i].used && !memcmp(&g_dnnl.cache[i].key, k, sizeof *k))
             return &g_dnnl.cache[i];
-    dnnl_entry *e = NULL;
+    return NULL;
+}
+
+static dnnl_entry *cache_get(const dnnl_key *k) {
+    dnnl_entry *e = cache_find(k);
+    if (e) return e;
     for (int i = 0; i < DNNL_CACHE && !e; i++)
         if (!g_dnnl.cache[i].used) e = &g_dnnl.cache[i];
     if (!e) {
@@ -299,6 +329,47 @@ static bool grow(uint16_t **buf, size_t *cap, size_t n) {
     return true;
 }
 
+/* Whether a product with no exact primitive yet should get one: big enough,
+ * and missed once before (a shape that recurs, not a one-off length). */
+static bool exact_wanted(const dnnl_key *k) {
+    if ((double)k->M * k->N * k->K < EXACT_MIN) return false;
+    for (int i = 0; i < SEEN; i++)
+        if (!memcmp(&g_dnnl.seen[i], k, sizeof *k)) return true;
+    g_dnnl.seen[g_dnnl.seen_next] = *k;
+    g_dnnl.seen_next = (g_dnnl.seen_next + 1) % SEEN;
+    return false;
+}
+
+static bool execute(dnnl_primitive_t prim, dnnl_memory_t a, dnnl_memory_t b, dnnl_memory_t c) {
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
+    return dnnl_primitive_execute(prim, g_dnnl.stream, 3, args) == dnnl_success &&
+           dnnl_stream_wait(g_dnnl.stream) == dnnl_success;
+}
+
+static bool run_exact(dnnl_entry *e, const void *ap, const void *bp, float *C) {
+    return dnnl_memory_set_data_handle(e->a, (void *)ap) == dnnl_success &&
+           dnnl_memory_set_data_handle(e->b, (void *)bp) == dnnl_success &&
+           dnnl_memory_set_data_handle(e->c, C) == dnnl_success && execute(e->prim, e->a, e->b, e->c);
+}
+
+/* Through the run-time-dimension primitive of (dtype, transposes, alpha, beta),
+ * with memory objects made for this call's dimensions. */
+static bool run_runtime(const dnnl_key *k, const void *ap, const void *bp, float *C) {
+    dnnl_key rk = {k->bf16, k->ta, k->tb, 0, 0, 0, 0, 0, 0, k->alpha, k->beta};
+    dnnl_entry *e = cache_get(&rk);
+    dnnl_memory_desc_t amd, bmd, cmd;
+    if (!e || !key_mds(k, false, &amd, &bmd, &cmd)) return false;
+    dnnl_memory_t a = NULL, b = NULL, c = NULL;
+    bool ok = dnnl_memory_create(&a, &amd, g_dnnl.eng, (void *)ap) == dnnl_success &&
+              dnnl_memory_create(&b, &bmd, g_dnnl.eng, (void *)bp) == dnnl_success &&
+              dnnl_memory_create(&c, &cmd, g_dnnl.eng, C) == dnnl_success &&
+              execute(e->prim, a, b, c);
+    if (a) dnnl_memory_destroy(a);
+    if (b) dnnl_memory_destroy(b);
+    if (c) dnnl_memory_destroy(c);
+    return ok;
+}
+
 bool gemm_dnnl_run(bool bf16, bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     return gemm_dnnl_run_w(bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, 0, false, beta, C, ldc);
@@ -327,22 +398,11 @@ bool gemm_dnnl_run_w(bool bf16, bool ta, bool tb, int M, int N, int K, float alp
             ldb = bc;
         }
     }
-    dnnl_entry *e = NULL;
     if (ok) {
         dnnl_key k = {bf16, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta};
-        e = cache_get(&k);
-        ok = e != NULL;
-    }
-    if (ok) {
-        ok = dnnl_memory_set_data_handle(e->a, (void *)ap) == dnnl_success &&
-             dnnl_memory_set_data_handle(e->b, (void *)bp) == dnnl_success &&
-             dnnl_memory_set_data_handle(e->c, C) == dnnl_success;
-    }
-    if (ok) {
-        dnnl_exec_arg_t args[3] = {
-            {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-        ok = dnnl_primitive_execute(e->prim, g_dnnl.stream, 3, args) == dnnl_success &&
-             dnnl_stream_wait(g_dnnl.stream) == dnnl_success;
+        dnnl_entry *e = cache_find(&k);
+        if (!e && exact_wanted(&k)) e = cache_get(&k);
+        ok = e ? run_exact(e, ap, bp, C) : run_runtime(&k, ap, bp, C);
     }
     pthread_mutex_unlock(&g_dnnl.mu);
     return ok;

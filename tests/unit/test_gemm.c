@@ -77,6 +77,10 @@ static void check_backend(gemm_backend b) {
                            ab[k][1], (s + t + k) % 3 == 0 ? 3 : 0);
     /* the same shape again (cached primitive, new pointers) */
     for (int r = 0; r < 3; r++) check_case(b, false, true, 40, 24, 56, 1.0f, 1.0f, 0);
+    /* a shape big enough for oneDNN's shape-specific primitive: the first call
+     * runs with run-time dimensions, the second creates it, the third reuses it */
+    for (int r = 0; r < 3; r++) check_case(b, r == 2, true, 130, 140, 150, 1.0f, 0.0f, 1);
+    for (int r = 0; r < 3; r++) check_case(b, r == 2, true, 130, 140, 150, 1.0f, 0.0f, 1);
     /* K = 0: C = beta * C */
     float C[4] = {1, 2, 3, 4};
     gemm_set_backend(b);
