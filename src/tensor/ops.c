@@ -134,7 +134,8 @@ HN_AVX512 static float xent_row_stats_avx512(const float *l, int V, int *argmax)
     float mx = _mm512_reduce_max_ps(mv);
     *argmax = 0;
     for (int j = 0; j < V; j += 16) {
-        __mmask16 eq = _mm512_mask_cmp_ps_mask(simd_tail16(V - j), _mm512_loadu_ps(l + j),
+        __mmask16 m = simd_tail16(V - j);
+        __mmask16 eq = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, l + j),
                                                _mm512_set1_ps(mx), _CMP_EQ_OQ);
         if (eq) {
             *argmax = j + __builtin_ctz(eq);
