@@ -35,10 +35,11 @@ static const char *usage =
     "  --quick             tiny stories260K-like model, small shapes (seconds)\n"
     "  --model NAME        llama-110m (default) or tiny\n"
     "  --cases LIST        comma list of: train:full:BxT, train:lora:BxT, prefill:BxT,\n"
-    "                      decode:N, gemm   (default: train:{full,lora}:4x256,\n"
+    "                      decode:N, gemm, attn:BxT (attention kernels alone, one\n"
+    "                      layer; default: train:{full,lora}:4x256,\n"
     "                      train:{full,lora}:1x1024, prefill:1x512, decode:128, gemm)\n"
     "  --gemm BACKEND      ref | openblas | dnnl | dnnl_bf16 (default: $HONE_GEMM, else\n"
-    "                      openblas); for the gemm case also 'all'\n"
+    "                      dnnl if built in, else openblas); for the gemm case also 'all'\n"
     "  --warmup N          untimed iterations (default 1)\n"
     "  --iters N           timed iterations, median reported (default 3)\n"
     "  --lora-rank R       LoRA rank on q,k,v,o,gate,up,down (default 16)\n"
@@ -382,6 +383,65 @@ static int bench_gemm(const bench_opts *o) {
     return 0;
 }
 
+/* ---- attention kernels at the model's head shape ---- */
+
+/* attention_forward + attention_backward over B sequences of T tokens (one
+ * layer's worth), the blocked kernels and, for scale, the single-threaded
+ * oracle. FLOPs: causal Q·Kᵀ and P·V forward (2 · T²/2 · hd · 2 per head),
+ * twice that backward. */
+static int bench_attn(const bench_opts *o, int B, int T) {
+    model_config c;
+    bench_config(o->model, &c);
+    int Hq = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim;
+    size_t nq = (size_t)B * T * Hq * hd, nk = (size_t)B * T * Hkv * hd, na = (size_t)B * Hq * T * T;
+    float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *out = malloc(nq * 4);
+    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *att = malloc(na * 4);
+    int rc = 1;
+    if (!q || !k || !v || !out || !dq || !dk || !dv || !att) {
+        fprintf(stderr, "hone bench: out of memory\n");
+        goto done;
+    }
+    hn_rng rng;
+    hn_rng_seed(&rng, 9);
+    for (size_t i = 0; i < nq; i++) q[i] = hn_rng_uniform(&rng) - 0.5f, out[i] = q[i];
+    for (size_t i = 0; i < nk; i++) k[i] = hn_rng_uniform(&rng) - 0.5f, v[i] = k[i];
+    double flop_f = 2.0 * B * Hq * (double)T * (T + 1) / 2 * hd * 2, flop_b = 2 * flop_f;
+    for (int impl = 0; impl < 2; impl++) {
+        double tf[64], tb[64];
+        int n_it = o->warmup + o->iters > 64 ? 64 : o->warmup + o->iters;
+        for (int it = 0; it < n_it; it++) {
+            double t0 = now_s();
+            for (int b = 0; b < B; b++) {
+                size_t oq = (size_t)b * T * Hq * hd, ok = (size_t)b * T * Hkv * hd;
+                float *a = att + (size_t)b * Hq * T * T;
+                (impl ? attention_forward_ref : attention_forward)(out + oq, a, q + oq, k + ok,
+                                                                   v + ok, T, T, 0, Hq, Hkv, hd, NULL);
+            }
+            double t1 = now_s();
+            for (int b = 0; b < B; b++) {
+                size_t oq = (size_t)b * T * Hq * hd, ok = (size_t)b * T * Hkv * hd;
+                const float *a = att + (size_t)b * Hq * T * T;
+                (impl ? attention_backward_ref : attention_backward)(
+                    dq + oq, dk + ok, dv + ok, out + oq, a, q + oq, k + ok, v + ok, T, Hq, Hkv, hd);
+            }
+            if (it >= o->warmup) tf[it - o->warmup] = t1 - t0, tb[it - o->warmup] = now_s() - t1;
+        }
+        double mf = median(tf, n_it - o->warmup), mb = median(tb, n_it - o->warmup);
+        const char *name = impl ? "ref" : "blocked";
+        printf("{\"bench\":\"attention\",\"model\":\"%s\",\"impl\":\"%s\",\"batch\":%d,\"seq\":%d,"
+               "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"fwd_ms\":%.2f,\"bwd_ms\":%.2f,"
+               "\"fwd_gflops\":%.2f,\"bwd_gflops\":%.2f}\n",
+               o->model, name, B, T, Hq, Hkv, hd, mf * 1e3, mb * 1e3, flop_f / mf / 1e9,
+               flop_b / mb / 1e9);
+        fprintf(stderr, "attention %-7s %dx%d: fwd %.1f ms (%.1f GFLOP/s), bwd %.1f ms (%.1f GFLOP/s)\n",
+                name, B, T, mf * 1e3, flop_f / mf / 1e9, mb * 1e3, flop_b / mb / 1e9);
+    }
+    rc = 0;
+done:
+    free(q), free(k), free(v), free(out), free(dq), free(dk), free(dv), free(att);
+    return rc;
+}
+
 /* ---- cases, each in a child process ---- */
 
 static int run_case(const bench_opts *o, const char *cs) {
@@ -399,6 +459,7 @@ static int run_case(const bench_opts *o, const char *cs) {
     if (sscanf(cs, "train:%15[a-z]:%dx%d", method, &B, &T) == 3 && B > 0 && T > 0 &&
         (!strcmp(method, "full") || !strcmp(method, "lora")))
         return bench_train(o, !strcmp(method, "lora"), B, T);
+    if (sscanf(cs, "attn:%dx%d", &B, &T) == 2 && B > 0 && T > 0) return bench_attn(o, B, T);
     if (sscanf(cs, "prefill:%dx%d", &B, &T) == 2 && B > 0 && T > 0) return bench_infer(o, false, B, T);
     if (sscanf(cs, "decode:%d", &T) == 1 && T > 0) return bench_infer(o, true, 1, T);
     fprintf(stderr, "hone bench: unknown case '%s'\n", cs);

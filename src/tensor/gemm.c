@@ -25,12 +25,16 @@ bool gemm_backend_available(gemm_backend b) {
     return (unsigned)b < GEMM_N_BACKENDS;
 }
 
-/* Default: OpenBLAS. oneDNN f32 is ~10% faster at the 110M model's GEMM
- * shapes and 3-5x at LoRA-rank shapes, but end-to-end steps on the shared
- * 2-vCPU VMs were too noisy to show a consistent win yet (docs/bench.md). */
+/* Default: oneDNN f32 when built in, else OpenBLAS. Both are exact f32;
+ * oneDNN runs on libgomp's threads like hone's own kernels (Debian's OpenBLAS
+ * is the pthread build: a second pool spinning against the first on 2 vCPUs),
+ * is 3-5x faster at LoRA-rank shapes, and a LoRA 4x256 step of the 110M model
+ * used ~20% less CPU time with it (docs/bench.md). bf16 stays opt-in: it
+ * moves the golden logits by ~0.1 and breaks the bitwise-equivalence tests. */
 static gemm_backend resolve_backend(void) {
     gemm_backend b = gemm_backend_parse(getenv("HONE_GEMM"));
-    return b != GEMM_N_BACKENDS && gemm_backend_available(b) ? b : GEMM_OPENBLAS;
+    if (b != GEMM_N_BACKENDS && gemm_backend_available(b)) return b;
+    return gemm_backend_available(GEMM_DNNL) ? GEMM_DNNL : GEMM_OPENBLAS;
 }
 
 gemm_backend gemm_get_backend(void) {
@@ -83,6 +87,25 @@ void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
         return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* gemm_f32 with B a versioned weight (cached as bf16 by dnnl_bf16). */
+static void gemm_f32_w(bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, uint64_t version, float beta, float *C, int ldc) {
+    if (M > 0 && N > 0 && K > 0 && gemm_get_backend() == GEMM_DNNL_BF16 &&
+        gemm_dnnl_run_w(true, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, version, true, beta, C, ldc))
+        return;
+    gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_xwt_w(int T, int out, int in, const float *x, const float *W, uint64_t version,
+                float *y, bool acc) {
+    gemm_f32_w(false, true, T, out, in, x, in, W, in, version, acc ? 1.0f : 0.0f, y, out);
+}
+
+void gemm_xw_w(int T, int out, int in, const float *dy, const float *W, uint64_t version,
+               float *dx, bool acc) {
+    gemm_f32_w(false, false, T, in, out, dy, out, W, in, version, acc ? 1.0f : 0.0f, dx, in);
 }
 
 void gemm_xwt(int T, int out, int in, const float *x, const float *W, float *y, bool acc) {

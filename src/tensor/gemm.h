@@ -3,13 +3,15 @@
  * Row-major f32: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, where
  * op(X) is X or X^T. Backends are chosen at run time so kernels, tests and
  * benchmarks can swap them (HONE_GEMM=ref|openblas|dnnl|dnnl_bf16, default
- * openblas):
+ * dnnl when built in, else openblas — both exact f32):
  *   ref        portable loop nest, the oracle the others are tested against
  *   openblas   cblas_sgemm (f32)
  *   dnnl       oneDNN f32 matmul primitives (cached per shape)
  *   dnnl_bf16  oneDNN matmul with A and B rounded to bf16 (f32 accumulation
  *              and f32 output); looser tolerance: each product carries the
- *              bf16 rounding of both inputs (relative 2^-8 of sum |a||b|)
+ *              bf16 rounding of both inputs (relative 2^-8 of sum |a||b|).
+ *              Products with a side under 64 whose B is not a cached weight
+ *              run in f32 (the conversion would cost more than it saves).
  * The dnnl backends exist only when hone is built with oneDNN
  * (gemm_backend_available); otherwise selecting one falls back to openblas.
  * An f32 product that oneDNN cannot run (primitive creation failed) also
@@ -18,6 +20,8 @@
 #define HN_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum gemm_backend {
     GEMM_REF = 0,
@@ -38,6 +42,23 @@ void gemm_xwt(int T, int out, int in, const float *x, const float *W, float *y, 
 void gemm_xw(int T, int out, int in, const float *dy, const float *W, float *dx, bool accumulate);
 void gemm_dw(int T, int out, int in, const float *dy, const float *x, float *dW, bool accumulate);
 
+/* The same products with a weight W that stays fixed across many calls (a
+ * frozen LoRA base, or a full fine-tune's weights between two optimizer
+ * steps). With dnnl_bf16, W's bf16 copy is made once and reused while
+ * (W, out*in, version) are unchanged: the caller bumps version whenever it
+ * writes W (after each optimizer step that updates it). Other backends ignore
+ * version. The copies cost 2 bytes per weight element (gemm_weight_cache_bytes). */
+void gemm_xwt_w(int T, int out, int in, const float *x, const float *W, uint64_t version,
+                float *y, bool accumulate);
+void gemm_xw_w(int T, int out, int in, const float *dy, const float *W, uint64_t version,
+               float *dx, bool accumulate);
+/* Frees every cached bf16 weight (call when freeing weights that went through
+ * the _w helpers, before their memory can be reused). */
+void gemm_weight_cache_clear(void);
+size_t gemm_weight_cache_bytes(void);
+/* Rounds n floats to bf16 (nearest-even), AVX512_BF16 where available. */
+void gemm_round_bf16(uint16_t *dst, const float *src, size_t n);
+
 gemm_backend gemm_get_backend(void);
 /* Selects a backend for the whole process (not thread-local); an unavailable
  * one resolves to openblas. */
@@ -54,6 +75,11 @@ bool gemm_backend_available(gemm_backend b);
 bool gemm_dnnl_run(bool bf16, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C,
                    int ldc);
+/* As gemm_dnnl_run; with b_cached, B (packed, ldb = its column count) is a
+ * weight whose bf16 copy comes from the weight cache at b_version. */
+bool gemm_dnnl_run_w(bool bf16, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, uint64_t b_version,
+                     bool b_cached, float beta, float *C, int ldc);
 bool gemm_dnnl_available(void);
 /* Frees cached primitives and scratch (tests, leak checkers). */
 void gemm_dnnl_release(void);

@@ -1,17 +1,27 @@
-/* ops.c — reference-quality CPU kernels for the transformer layers.
+/* ops.c — CPU kernels for the transformer layers (attention lives in attention.c).
  * Loops are written so their inner dimension is contiguous and vectorizable;
- * threading is by OpenMP over independent rows/heads in few, large regions. */
+ * threading is by OpenMP over independent rows/elements, one region per call,
+ * skipped for small inputs. SwiGLU and cross-entropy, which are bound by exp,
+ * have AVX-512 paths with simd_exp512 (simd.h); the portable loops use libm.
+ * Every output element is computed by one thread in a fixed order, so results
+ * do not depend on the thread count. */
 #include "tensor/ops.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "tensor/simd.h"
+
+enum { PAR_MIN = 1 << 15 }; /* elements below which a parallel region costs more than it saves */
+
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int T, int C,
                      float eps) {
+    #pragma omp parallel for schedule(static) if ((long)T * C > PAR_MIN)
     for (int t = 0; t < T; t++) {
         const float *xt = x + (size_t)t * C;
         float *ot = out + (size_t)t * C;
         double ss = 0;
+        #pragma omp simd reduction(+ : ss)
         for (int i = 0; i < C; i++) ss += (double)xt[i] * xt[i];
         float r = 1.0f / sqrtf((float)(ss / C) + eps);
         if (rstd) rstd[t] = r;
@@ -21,17 +31,32 @@ void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, in
 
 void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                       const float *rstd, int T, int C) {
-    for (int t = 0; t < T; t++) {
-        const float *xt = x + (size_t)t * C, *dt = dout + (size_t)t * C;
-        float *dxt = dx + (size_t)t * C;
-        float r = rstd[t];
-        /* out = x*r*w; dx = r*(dout*w) - r^3/C * x * sum(dout*w*x) */
-        double dot = 0;
-        for (int i = 0; i < C; i++) dot += (double)dt[i] * w[i] * xt[i];
-        float c = (float)(dot * r * r * r / C);
-        for (int i = 0; i < C; i++) dxt[i] += dt[i] * w[i] * r - c * xt[i];
-        if (dw)
-            for (int i = 0; i < C; i++) dw[i] += dt[i] * xt[i] * r;
+    #pragma omp parallel if ((long)T * C > PAR_MIN)
+    {
+        #pragma omp for schedule(static)
+        for (int t = 0; t < T; t++) {
+            const float *xt = x + (size_t)t * C, *dt = dout + (size_t)t * C;
+            float *dxt = dx + (size_t)t * C;
+            float r = rstd[t];
+            /* out = x*r*w; dx = r*(dout*w) - r^3/C * x * sum(dout*w*x) */
+            double dot = 0;
+            #pragma omp simd reduction(+ : dot)
+            for (int i = 0; i < C; i++) dot += (double)dt[i] * w[i] * xt[i];
+            float c = (float)(dot * r * r * r / C);
+            for (int i = 0; i < C; i++) dxt[i] += dt[i] * w[i] * r - c * xt[i];
+        }
+        /* dw is a sum over rows: split by columns so each thread owns its sums */
+        if (dw) {
+            #pragma omp for schedule(static)
+            for (int i0 = 0; i0 < C; i0 += 64) {
+                int i1 = i0 + 64 < C ? i0 + 64 : C;
+                for (int t = 0; t < T; t++) {
+                    const float *xt = x + (size_t)t * C, *dt = dout + (size_t)t * C;
+                    float r = rstd[t];
+                    for (int i = i0; i < i1; i++) dw[i] += dt[i] * xt[i] * r;
+                }
+            }
+        }
     }
 }
 
@@ -50,6 +75,7 @@ void rope_tables(float *cos_t, float *sin_t, int max_pos, int hd, float theta) {
 static void rope_apply(float *x, const int32_t *pos, int T, int n_heads, int hd,
                        const float *cos_t, const float *sin_t, float sign) {
     int half = hd / 2;
+    #pragma omp parallel for schedule(static) if ((long)T * n_heads * hd > PAR_MIN)
     for (int t = 0; t < T; t++) {
         const float *c = cos_t + (size_t)pos[t] * half, *s = sin_t + (size_t)pos[t] * half;
         for (int h = 0; h < n_heads; h++) {
@@ -74,134 +100,146 @@ void rope_backward(float *dx, const int32_t *pos, int T, int n_heads, int hd,
     rope_apply(dx, pos, T, n_heads, hd, cos_t, sin_t, -1.0f);
 }
 
+#ifdef HN_HAVE_AVX512
+HN_AVX512 static void swiglu_forward_avx512(float *h, const float *g, const float *u, long n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = simd_tail16((int)(n - i < 16 ? n - i : 16));
+        __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 den = _mm512_add_ps(one, simd_exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv)));
+        _mm512_mask_storeu_ps(h + i, m, _mm512_mul_ps(_mm512_div_ps(gv, den), uv));
+    }
+}
+
+HN_AVX512 static void swiglu_backward_avx512(float *dg, float *du, const float *dh, const float *g,
+                                             const float *u, long n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 m = simd_tail16((int)(n - i < 16 ? n - i : 16));
+        __m512 gv = _mm512_maskz_loadu_ps(m, g + i), uv = _mm512_maskz_loadu_ps(m, u + i);
+        __m512 dv = _mm512_maskz_loadu_ps(m, dh + i);
+        __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, simd_exp512(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(dv, _mm512_mul_ps(gv, sig)));
+        __m512 t = _mm512_fmadd_ps(gv, _mm512_sub_ps(one, sig), one); /* 1 + g(1 - sig) */
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dv, uv), sig), t));
+    }
+}
+
+/* One row of the loss: returns lse, sets *argmax (first maximum). */
+HN_AVX512 static float xent_row_stats_avx512(const float *l, int V, int *argmax) {
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 mv = ninf;
+    for (int j = 0; j < V; j += 16)
+        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(ninf, simd_tail16(V - j), l + j));
+    float mx = _mm512_reduce_max_ps(mv);
+    *argmax = 0;
+    for (int j = 0; j < V; j += 16) {
+        __mmask16 m = simd_tail16(V - j);
+        __mmask16 eq = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, l + j),
+                                               _mm512_set1_ps(mx), _CMP_EQ_OQ);
+        if (eq) {
+            *argmax = j + __builtin_ctz(eq);
+            break;
+        }
+    }
+    /* sum of exp in double, as the portable loop: the loss needs lse to ~1e-7 */
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    const __m512 vmx = _mm512_set1_ps(mx);
+    for (int j = 0; j < V; j += 16) {
+        __mmask16 m = simd_tail16(V - j);
+        __m512 e = _mm512_maskz_mov_ps(m, simd_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + j), vmx)));
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    return mx + (float)log(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)));
+}
+
+HN_AVX512 static void xent_row_grad_avx512(float *l, int V, float lse, float sc) {
+    const __m512 vl = _mm512_set1_ps(lse), vs = _mm512_set1_ps(sc);
+    for (int j = 0; j < V; j += 16) {
+        __mmask16 m = simd_tail16(V - j);
+        __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, l + j), vl);
+        _mm512_mask_storeu_ps(l + j, m, _mm512_mul_ps(simd_exp512(x), vs));
+    }
+}
+#endif
+
+/* Elementwise kernels run in chunks of this many elements (a multiple of 16). */
+enum { EW_CHUNK = 1 << 13 };
+
 void swiglu_forward(float *h, const float *g, const float *u, long N) {
-    for (long i = 0; i < N; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    const int vec = simd_have_avx512();
+    #pragma omp parallel for schedule(static) if (N > PAR_MIN)
+    for (long c = 0; c < N; c += EW_CHUNK) {
+        long n = N - c < EW_CHUNK ? N - c : EW_CHUNK;
+#ifdef HN_HAVE_AVX512
+        if (vec) {
+            swiglu_forward_avx512(h + c, g + c, u + c, n);
+            continue;
+        }
+#endif
+        (void)vec;
+        for (long i = c; i < c + n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
 }
 
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
                      long N) {
-    for (long i = 0; i < N; i++) {
-        float sig = 1.0f / (1.0f + expf(-g[i]));
-        float silu = g[i] * sig;
-        du[i] = dh[i] * silu;
-        dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
-    }
-}
-
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int T, int S, int pos0, int Hq, int Hkv, int hd, const int32_t *seg) {
-    const int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    #pragma omp parallel for collapse(2) schedule(static) if ((long)T * S * Hq > 4096)
-    for (int h = 0; h < Hq; h++) {
-        for (int t = 0; t < T; t++) {
-            const int kh = h / group, qpos = pos0 + t;
-            const float *qt = q + (size_t)t * qs + (size_t)h * hd;
-            float *a = att + ((size_t)h * T + t) * S;
-            float mx = -INFINITY;
-            for (int s = 0; s <= qpos; s++) {
-                if (seg && seg[s] != seg[qpos]) {
-                    a[s] = -INFINITY;
-                    continue;
-                }
-                const float *ks_ = k + (size_t)s * ks + (size_t)kh * hd;
-                float d = 0;
-                #pragma omp simd reduction(+ : d)
-                for (int i = 0; i < hd; i++) d += qt[i] * ks_[i];
-                a[s] = d * scale;
-                if (a[s] > mx) mx = a[s];
-            }
-            float sum = 0;
-            for (int s = 0; s <= qpos; s++) {
-                a[s] = a[s] == -INFINITY ? 0.0f : expf(a[s] - mx);
-                sum += a[s];
-            }
-            float inv = 1.0f / sum;
-            for (int s = 0; s <= qpos; s++) a[s] *= inv;
-            for (int s = qpos + 1; s < S; s++) a[s] = 0.0f;
-            float *ot = out + (size_t)t * qs + (size_t)h * hd;
-            memset(ot, 0, sizeof(float) * hd);
-            for (int s = 0; s <= qpos; s++) {
-                const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
-                float p = a[s];
-                if (p == 0.0f) continue;
-                for (int i = 0; i < hd; i++) ot[i] += p * vs[i];
-            }
+    const int vec = simd_have_avx512();
+    #pragma omp parallel for schedule(static) if (N > PAR_MIN)
+    for (long c = 0; c < N; c += EW_CHUNK) {
+        long n = N - c < EW_CHUNK ? N - c : EW_CHUNK;
+#ifdef HN_HAVE_AVX512
+        if (vec) {
+            swiglu_backward_avx512(dg + c, du + c, dh + c, g + c, u + c, n);
+            continue;
+        }
+#endif
+        (void)vec;
+        for (long i = c; i < c + n; i++) {
+            float sig = 1.0f / (1.0f + expf(-g[i]));
+            float silu = g[i] * sig;
+            du[i] = dh[i] * silu;
+            dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
         }
     }
 }
 
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *q, const float *k, const float *v, int T, int Hq, int Hkv,
-                        int hd) {
-    const int group = Hq / Hkv, qs = Hq * hd, ks = Hkv * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
-    memset(dq, 0, sizeof(float) * (size_t)T * qs);
-    memset(dk, 0, sizeof(float) * (size_t)T * ks);
-    memset(dv, 0, sizeof(float) * (size_t)T * ks);
-    /* parallel over KV heads: the query heads of one group write the same dk/dv rows */
-    #pragma omp parallel for schedule(static) if ((long)T * T * Hq > 4096)
-    for (int kh = 0; kh < Hkv; kh++) {
-        for (int h = kh * group; h < (kh + 1) * group; h++) {
-            for (int t = 0; t < T; t++) {
-                const float *a = att + ((size_t)h * T + t) * T;
-                const float *dot_ = dout + (size_t)t * qs + (size_t)h * hd;
-                const float *qt = q + (size_t)t * qs + (size_t)h * hd;
-                float *dqt = dq + (size_t)t * qs + (size_t)h * hd;
-                /* dp[s] = dout . v[s];  ds = p * (dp - sum(p*dp)) */
-                float sum_pdp = 0;
-                for (int s = 0; s <= t; s++) {
-                    if (a[s] == 0.0f) continue;
-                    const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
-                    float dp = 0;
-                    #pragma omp simd reduction(+ : dp)
-                    for (int i = 0; i < hd; i++) dp += dot_[i] * vs[i];
-                    sum_pdp += a[s] * dp;
-                }
-                for (int s = 0; s <= t; s++) {
-                    float p = a[s];
-                    if (p == 0.0f) continue;
-                    const float *vs = v + (size_t)s * ks + (size_t)kh * hd;
-                    const float *kk = k + (size_t)s * ks + (size_t)kh * hd;
-                    float *dvs = dv + (size_t)s * ks + (size_t)kh * hd;
-                    float *dks = dk + (size_t)s * ks + (size_t)kh * hd;
-                    float dp = 0;
-                    #pragma omp simd reduction(+ : dp)
-                    for (int i = 0; i < hd; i++) {
-                        dp += dot_[i] * vs[i];
-                        dvs[i] += p * dot_[i];
-                    }
-                    float ds = p * (dp - sum_pdp) * scale;
-                    for (int i = 0; i < hd; i++) {
-                        dqt[i] += ds * kk[i];
-                        dks[i] += ds * qt[i];
-                    }
-                }
-            }
+static float xent_row_stats_c(const float *l, int V, int *argmax) {
+    float mx = l[0];
+    int am = 0;
+    for (int j = 1; j < V; j++)
+        if (l[j] > mx) {
+            mx = l[j];
+            am = j;
         }
-    }
+    *argmax = am;
+    double sum = 0;
+    for (int j = 0; j < V; j++) sum += exp((double)(l[j] - mx));
+    return mx + (float)log(sum);
 }
 
 void xent_forward_backward(float *logits, float *loss, uint8_t *correct, const int32_t *target,
                            const float *scale, int N, int V) {
+    const int vec = simd_have_avx512();
+    (void)vec;
     #pragma omp parallel for schedule(static) if ((long)N * V > 1 << 16)
     for (int i = 0; i < N; i++) {
         float *l = logits + (size_t)i * V;
-        float mx = l[0];
-        int am = 0;
-        for (int j = 1; j < V; j++)
-            if (l[j] > mx) {
-                mx = l[j];
-                am = j;
-            }
-        double sum = 0;
-        for (int j = 0; j < V; j++) sum += exp((double)(l[j] - mx));
-        float lse = mx + (float)log(sum);
-        int y = target[i];
+        int am, y = target[i];
+        float sc = scale ? scale[i] : 1.0f, lse;
+#ifdef HN_HAVE_AVX512
+        if (vec) lse = xent_row_stats_avx512(l, V, &am);
+        else
+#endif
+            lse = xent_row_stats_c(l, V, &am);
         loss[i] = lse - l[y];
         if (correct) correct[i] = am == y;
-        float sc = scale ? scale[i] : 1.0f;
-        for (int j = 0; j < V; j++) l[j] = expf(l[j] - lse) * sc;
+#ifdef HN_HAVE_AVX512
+        if (vec) xent_row_grad_avx512(l, V, lse, sc);
+        else
+#endif
+            for (int j = 0; j < V; j++) l[j] = expf(l[j] - lse) * sc;
         l[y] -= sc;
     }
 }

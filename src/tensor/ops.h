@@ -6,6 +6,7 @@
 #ifndef HN_OPS_H
 #define HN_OPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* RMSNorm: out = x / rms(x) * w;  x,out (T,C), w (C), rstd (T) saved for backward. */
@@ -42,6 +43,16 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                         const float *q, const float *k, const float *v, int T, int Hq, int Hkv,
                         int hd);
+/* The oracle the blocked kernels above are tested against: straight loops,
+ * one query row at a time, single-threaded. Same contracts. */
+void attention_forward_ref(float *out, float *att, const float *q, const float *k,
+                           const float *v, int T, int S, int pos0, int Hq, int Hkv, int hd,
+                           const int32_t *seg);
+void attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
+                            const float *att, const float *q, const float *k, const float *v,
+                            int T, int Hq, int Hkv, int hd);
+/* Forces the portable C attention kernels even on AVX-512 CPUs (tests). */
+void attention_force_portable(bool on);
 
 /* Cross-entropy over rows of logits (N, V) in place: on return each row
  * holds d(loss)/d(logits) * scale[i] (softmax - onehot, times scale[i]).

@@ -5,7 +5,8 @@
  * helpers. Tolerance per element, relative to the magnitude of the terms:
  *   |C - C_ref| <= tol * (|alpha| * sum_k |a_ik b_kj| + |beta c_ij|) + 1e-30
  * with tol = 1e-4 for f32 backends and 2^-7 for dnnl_bf16 (both inputs are
- * rounded to 8-bit mantissas, a relative error of at most ~2^-8 per product). */
+ * rounded to 8-bit mantissas, a relative error of at most ~2^-8 per product).
+ * Also: the bf16 rounding itself, and the versioned bf16 weight cache. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,10 @@ static void check_backend(gemm_backend b) {
                            ab[k][1], (s + t + k) % 3 == 0 ? 3 : 0);
     /* the same shape again (cached primitive, new pointers) */
     for (int r = 0; r < 3; r++) check_case(b, false, true, 40, 24, 56, 1.0f, 1.0f, 0);
+    /* a shape big enough for oneDNN's shape-specific primitive: the first call
+     * runs with run-time dimensions, the second creates it, the third reuses it */
+    for (int r = 0; r < 3; r++) check_case(b, r == 2, true, 130, 140, 150, 1.0f, 0.0f, 1);
+    for (int r = 0; r < 3; r++) check_case(b, r == 2, true, 130, 140, 150, 1.0f, 0.0f, 1);
     /* K = 0: C = beta * C */
     float C[4] = {1, 2, 3, 4};
     gemm_set_backend(b);
@@ -120,6 +125,87 @@ static void check_helpers(gemm_backend b) {
     free(x), free(W), free(dy), free(y), free(dx), free(dW);
 }
 
+/* gemm_round_bf16 against the bit-exact nearest-even rounding, ties, NaN,
+ * infinities, and lengths that leave tails after the 32-wide vector loop. */
+static uint16_t bf16_ref(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static void check_round_bf16(void) {
+    enum { N = 77 };
+    float src[N];
+    uint16_t got[N];
+    for (int i = 0; i < N; i++) src[i] = (hn_rng_uniform(&g_rng) - 0.5f) * 1e3f;
+    src[0] = 1.0f + 1.0f / 256;           /* tie: rounds to even (1.0) */
+    src[1] = 1.0f + 3.0f / 256;           /* tie: rounds to even (1 + 4/256) */
+    src[2] = INFINITY, src[3] = -INFINITY, src[4] = NAN, src[5] = -0.0f, src[6] = 3.4e38f;
+    for (int n = 1; n <= N; n += 19) {
+        memset(got, 0, sizeof got);
+        gemm_round_bf16(got, src, (size_t)n);
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            uint16_t want = bf16_ref(src[i]);
+            bool nan_ok = isnan(src[i]) && (got[i] & 0x7f80) == 0x7f80 && (got[i] & 0x7f);
+            if (got[i] != want && !nan_ok) bad++;
+        }
+        CHECK(bad == 0, "gemm_round_bf16 n=%d: %d differ", n, bad);
+    }
+}
+
+/* Max over elements of |y - y_ref| / sum |terms| for y = x W^T (or dy W). */
+static double rel_err_xwt(const float *x, const float *W, const float *y, int T, int out, int in,
+                          bool xw) {
+    double worst = 0;
+    int rows_out = xw ? in : out, inner = xw ? out : in;
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < rows_out; o++) {
+            double s = 0, mag = 0;
+            for (int i = 0; i < inner; i++) {
+                double w = xw ? W[(size_t)i * in + o] : W[(size_t)o * in + i];
+                s += x[(size_t)t * inner + i] * w;
+                mag += fabs(x[(size_t)t * inner + i] * w);
+            }
+            worst = fmax(worst, fabs(s - y[(size_t)t * rows_out + o]) / (mag + 1e-30));
+        }
+    return worst;
+}
+
+/* gemm_xwt_w / gemm_xw_w: right results on every backend; with dnnl_bf16 the
+ * weight is converted once per version (cache size), re-converted after a
+ * version bump and after its values change under the same address. */
+static void check_weight_cache(gemm_backend b) {
+    int T = 70, out = 96, in = 80;
+    float *x = rand_mat((size_t)T * in), *W = rand_mat((size_t)out * in),
+          *dy = rand_mat((size_t)T * out), *y = malloc(sizeof(float) * T * out),
+          *dx = malloc(sizeof(float) * T * in);
+    gemm_set_backend(b);
+    gemm_weight_cache_clear();
+    double tol = b == GEMM_DNNL_BF16 ? 1.0 / 128 : 1e-5;
+    bool caches = b == GEMM_DNNL_BF16;
+    size_t wbytes = (size_t)out * in * 2;
+    for (int round = 0; round < 3; round++) {
+        uint64_t version = round == 2 ? 7 : 1;
+        if (round == 1)
+            for (size_t i = 0; i < (size_t)out * in; i++) W[i] = -W[i]; /* same version */
+        if (round == 2)
+            for (size_t i = 0; i < (size_t)out * in; i++) W[i] *= 0.5f; /* bumped version */
+        gemm_xwt_w(T, out, in, x, W, version, y, false);
+        double e1 = rel_err_xwt(x, W, y, T, out, in, false);
+        gemm_xw_w(T, out, in, dy, W, version, dx, false);
+        double e2 = rel_err_xwt(dy, W, dx, T, out, in, true);
+        CHECK(e1 <= tol && e2 <= tol, "%s weight cache round %d: %.3g %.3g", gemm_backend_name(b),
+              round, e1, e2);
+        CHECK(gemm_weight_cache_bytes() == (caches ? wbytes : 0), "%s: cache holds %zu bytes",
+              gemm_backend_name(b), gemm_weight_cache_bytes());
+    }
+    gemm_weight_cache_clear();
+    CHECK(gemm_weight_cache_bytes() == 0, "cache cleared");
+    free(x), free(W), free(dy), free(y), free(dx);
+}
+
 int main(void) {
     hn_rng_seed(&g_rng, 1234);
     CHECK(gemm_backend_parse("openblas") == GEMM_OPENBLAS);
@@ -133,7 +219,9 @@ int main(void) {
         }
         check_backend((gemm_backend)b);
         check_helpers((gemm_backend)b);
+        check_weight_cache((gemm_backend)b);
     }
+    check_round_bf16();
     gemm_dnnl_release();
     return test_finish("test_gemm");
 }
