@@ -150,7 +150,11 @@ AVX512 static void abt_avx512(int R, int n, int hd, int diag, const float *A, in
                     acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
                 }
             }
-            for (int i = 0; i < nr; i++) {
+            /* constant trip counts everywhere acc is indexed, so gcc keeps it
+             * in registers (a variable bound made it spill every iteration) */
+            #pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                if (i >= nr) break;
                 float *c = C + (size_t)(r0 + i) * ldc + j;
                 _mm512_mask_storeu_ps(c, m0, acc[i][0]);
                 _mm512_mask_storeu_ps(c + 16, m1, acc[i][1]);
@@ -187,9 +191,14 @@ AVX512 static void ab_avx512(int R, int n, int hd, int diag, const float *P, int
                     acc[i][3] = _mm512_fmadd_ps(p, v3, acc[i][3]);
                 }
             }
-            for (int i = 0; i < nr; i++) {
+            #pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                if (i >= nr) break;
                 float *c = C + (size_t)(r0 + i) * ldc + c0;
-                for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(c + 16 * q, m[q], acc[i][q]);
+                _mm512_mask_storeu_ps(c, m[0], acc[i][0]);
+                _mm512_mask_storeu_ps(c + 16, m[1], acc[i][1]);
+                _mm512_mask_storeu_ps(c + 32, m[2], acc[i][2]);
+                _mm512_mask_storeu_ps(c + 48, m[3], acc[i][3]);
             }
         }
     }
@@ -225,8 +234,11 @@ AVX512 static void atb_acc_avx512(int R, int n, int hd, int diag, const float *A
                     acc[i][3] = _mm512_fmadd_ps(s, x3, acc[i][3]);
                 }
             }
-            for (int i = 0; i < nj; i++) {
+            #pragma GCC unroll 6
+            for (int i = 0; i < 6; i++) {
+                if (i >= nj) break;
                 float *d = D + (size_t)(j0 + i) * ldd + c0;
+                #pragma GCC unroll 4
                 for (int q = 0; q < 4; q++) {
                     __m512 old = _mm512_maskz_loadu_ps(m[q], d + 16 * q);
                     _mm512_mask_storeu_ps(d + 16 * q, m[q], _mm512_add_ps(old, acc[i][q]));

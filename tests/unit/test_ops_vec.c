@@ -1,5 +1,5 @@
 /* test_ops_vec.c — the vectorised and threaded paths of the elementwise and
- * row kernels (SwiGLU, cross-entropy, RMSNorm, RoPE, AdamW) against straight
+ * row kernels (SwiGLU, cross-entropy, RMSNorm, RoPE) against straight
  * double-precision loops written here, at sizes big enough to take the
  * parallel paths and with lengths that leave vector tails. test_ops_grad
  * checks the same kernels' gradients by finite differences at small sizes.
