@@ -28,6 +28,14 @@ bool cli_flag(char **argv, int i, const char *name);
  * else as a string, merged into vars (JSON object text of cap bytes; "" = none).
  * False with a message on stderr when malformed. */
 bool cli_template_var(const char *cmd, const char *arg, char *vars, size_t cap);
+/* --precision f32|bf16: f32 (default) keeps every product exact in f32;
+ * bf16 runs the matrix products through oneDNN with bf16 inputs and f32
+ * accumulation (faster, documented looser tolerance; docs/bench.md). Sets the
+ * process's GEMM backend; false with a message when unknown or unavailable. */
+bool cli_precision(const char *cmd, const char *v);
+#define CLI_PRECISION_HELP                                                         \
+    "  --precision P           f32 (default, exact) or bf16 (bf16 matrix products,\n" \
+    "                          f32 accumulation and master weights: faster)\n"
 #define CLI_TEMPLATE_VAR_HELP                                                      \
     "  --template-var K=V      chat template variable, e.g. enable_thinking=false\n" \
     "                          (repeatable; a fine-tune keeps and reuses its own)\n"

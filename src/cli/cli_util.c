@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "cli/cli.h"
+#include "tensor/gemm.h"
 
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad) {
     const char *a = argv[*i];
@@ -130,4 +131,18 @@ bool cli_template_var(const char *cmd, const char *arg, char *vars, size_t cap) 
     else fprintf(stderr, "hone %s: --template-var: too many or too long variables\n", cmd);
     free(txt);
     return ok;
+}
+
+bool cli_precision(const char *cmd, const char *v) {
+    if (!strcmp(v, "f32")) return true; /* the default backend ($HONE_GEMM or the build's) */
+    if (strcmp(v, "bf16")) {
+        fprintf(stderr, "hone %s: --precision is f32 or bf16, not '%s'\n", cmd, v);
+        return false;
+    }
+    if (!gemm_backend_available(GEMM_DNNL_BF16)) {
+        fprintf(stderr, "hone %s: --precision bf16 needs hone built with oneDNN\n", cmd);
+        return false;
+    }
+    gemm_set_backend(GEMM_DNNL_BF16);
+    return true;
 }

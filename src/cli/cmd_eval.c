@@ -36,6 +36,7 @@ static const char *usage =
     "  --no-loss                skip the held-out loss on the references\n"
     "  --json FILE              write the full result (summary + per-example rows)\n"
     "  --template-var K=V       chat template variable, e.g. enable_thinking=false\n"
+    "  --precision P            f32 (default, exact) or bf16 (faster matrix products)\n"
     "  --html FILE              write a self-contained HTML report\n"
     "  --quiet                  no progress on stderr\n";
 
@@ -67,6 +68,10 @@ static bool parse_one(int argc, char **argv, int *i, eval_args *a, bool *bad) {
     if (cli_opt(argc, argv, i, "--regex", &a->regex, bad)) return true;
     if (cli_opt(argc, argv, i, "--json", &a->json_path, bad)) return true;
     if (cli_opt(argc, argv, i, "--html", &a->html_path, bad)) return true;
+    if (cli_opt(argc, argv, i, "--precision", &v, bad)) {
+        *bad = !cli_precision("eval", v);
+        return true;
+    }
     if (cli_opt(argc, argv, i, "--template-var", &v, bad)) {
         *bad = !cli_template_var("eval", v, a->template_vars, sizeof a->template_vars);
         return true;

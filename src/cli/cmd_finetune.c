@@ -32,6 +32,7 @@ static const char *usage =
     "                          its rows look untrained), eot, none, or a comma list of\n"
     "                          eot, token ids and token strings\n"
     CLI_TEMPLATE_VAR_HELP
+    CLI_PRECISION_HELP
     "  --grad-accum K          split each batch into K micro-batches (same result, less memory)\n"
     "  --max-seq-len N         truncate examples (default: the model's context)\n"
     "  --packing               several examples per sequence (own attention mask and\n"
@@ -135,6 +136,10 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { c->lora_rank = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-dropout", &v, &bad)) { c->lora_dropout = (float)atof(v); continue; }
+        if (cli_opt(argc, argv, &i, "--precision", &v, &bad)) {
+            bad = !cli_precision("finetune", v);
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--train-tokens", &c->train_tokens, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {

@@ -31,7 +31,8 @@ static const char *usage =
     "                      --prompt, read one user message per line from stdin and keep\n"
     "                      the conversation\n"
     "  --system TEXT       system message for --chat\n"
-    "  --template-var K=V  chat template variable for --chat, e.g. enable_thinking=false\n";
+    "  --template-var K=V  chat template variable for --chat, e.g. enable_thinking=false\n"
+    "  --precision P       f32 (default, exact) or bf16 (faster matrix products)\n";
 
 typedef struct chat_reply {
     const chat_template *t;
@@ -146,6 +147,10 @@ int cmd_generate(int argc, char **argv) {
         if (cli_flag(argv, i, "--ids")) { show_ids = true; continue; }
         if (cli_flag(argv, i, "--chat")) { chat = true; continue; }
         if (cli_opt(argc, argv, &i, "--system", &system, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--precision", &v, &bad)) {
+            bad = !cli_precision("generate", v);
+            continue;
+        }
         if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {
             bad = !cli_template_var("generate", v, tvars, sizeof tvars);
             continue;

@@ -50,5 +50,6 @@ hn_status model_apply_finetune(hn_model *m, const char *dir, hn_err *err) {
             s = st_tensor_to_f32(t, p->data, err);
     }
     if (st) st_close(st);
+    m->weights_version++;
     return s;
 }

@@ -191,6 +191,7 @@ typedef struct linear {
     uint64_t seed;
     uint8_t *mask;       /* keep-bits, written by the forward pass */
     float *xd, *dxd;     /* (N, in) scratch */
+    uint64_t wver;       /* m->weights_version: W's bf16 copy may be cached */
 } linear;
 
 static linear lin(const hn_model *m, const lora_set *lo, layer_acts *la, int l, int target,
@@ -200,7 +201,7 @@ static linear lin(const hn_model *m, const lora_set *lo, layer_acts *la, int l, 
                     lo ? &lo->pairs[l][target] : NULL, la->lora_tmp[target],
                     drop ? la->drop_p : 0.0f,
                     la->drop_seed ^ ((uint64_t)(l * LORA_N_TARGETS + target) << 40),
-                    la->lora_mask[target], la->lora_xd, la->lora_dxd};
+                    la->lora_mask[target], la->lora_xd, la->lora_dxd, m->weights_version};
 }
 
 static uint64_t mix64(uint64_t z) {
@@ -243,7 +244,7 @@ static void linear_forward(const linear *L, float *y, const float *x, int N, boo
         gemm_f32(false, false, N, L->out, L->in, 1.0f, x, L->in, L->W, L->out, acc ? 1.0f : 0.0f,
                  y, L->out);
     else
-        gemm_xwt(N, L->out, L->in, x, L->W, y, acc);
+        gemm_xwt_w(N, L->out, L->in, x, L->W, L->wver, y, acc);
     if (L->b) bias_forward(y, L->b, N, L->out);
     if (!L->lp || !L->lp->A) return;
     int r = L->lo->rank;
@@ -265,7 +266,7 @@ static void linear_backward(const linear *L, float *dx, float *dW, float *db, co
     else if (dW) gemm_dw(N, out, in, dy, x, dW, true);
     if (db) bias_backward(db, dy, N, out);
     if (L->conv) gemm_f32(false, true, N, in, out, 1.0f, dy, out, L->W, out, 1.0f, dx, in);
-    else gemm_xw(N, out, in, dy, L->W, dx, true);
+    else gemm_xw_w(N, out, in, dy, L->W, L->wver, dx, true);
     if (!L->lp || !L->lp->A) return;
     int r = L->lo->rank;
     if (g) gemm_f32(true, false, out, r, N, L->lo->scale, dy, out, L->tmp, r, 1.0f, g->B, r);
@@ -612,7 +613,8 @@ void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const i
 }
 
 void llama_logits(const hn_model *m, llama_acts *a, float *out) {
-    gemm_xwt(a->N, m->cfg.vocab_size, m->cfg.dim, a->xnf, m->w.lm_head, out, false);
+    gemm_xwt_w(a->N, m->cfg.vocab_size, m->cfg.dim, a->xnf, m->w.lm_head, m->weights_version, out,
+               false);
 }
 
 /* The lm_head-row deltas of trainable tokens (the embedding deltas when tied). */
@@ -658,7 +660,7 @@ static void loss_chunk(const hn_model *m, const lora_set *lo, lora_set *lg, llam
     int D = m->cfg.dim, V = m->cfg.vocab_size;
     for (int i = 0; i < n; i++)
         memcpy(a->chunk_x + (size_t)i * D, a->xnf + (size_t)a->chunk_rows[i] * D, sizeof(float) * D);
-    gemm_xwt(n, V, D, a->chunk_x, m->w.lm_head, a->chunk_logits, false);
+    gemm_xwt_w(n, V, D, a->chunk_x, m->w.lm_head, m->weights_version, a->chunk_logits, false);
     head_tokens_forward(m, lo, a->chunk_x, a->chunk_logits, n);
     xent_forward_backward(a->chunk_logits, a->chunk_loss, a->chunk_ok, a->chunk_tgt,
                           a->chunk_scale, n, V);
@@ -673,7 +675,7 @@ static void loss_chunk(const hn_model *m, const lora_set *lo, lora_set *lg, llam
     if (!need_dx) return;
     head_tokens_backward(m, lo, lg, a->chunk_x, a->chunk_logits, NULL, n);
     /* d(xnf) rows: dlogits @ (lm_head + deltas), written into the gathered rows of dxn */
-    gemm_xw(n, V, D, a->chunk_logits, m->w.lm_head, a->chunk_x, false);
+    gemm_xw_w(n, V, D, a->chunk_logits, m->w.lm_head, m->weights_version, a->chunk_x, false);
     head_tokens_backward(m, lo, NULL, NULL, a->chunk_logits, a->chunk_x, n);
     for (int i = 0; i < n; i++)
         memcpy(a->dxn + (size_t)a->chunk_rows[i] * D, a->chunk_x + (size_t)i * D, sizeof(float) * D);
@@ -815,9 +817,12 @@ hn_status model_forward(const hn_model *m, model_state *s, const int32_t *ids, i
         int T = n - done < INFER_CHUNK ? n - done : INFER_CHUNK;
         forward_chunk(m, s, ids + done, T);
         if (all_logits)
-            gemm_xwt(T, V, D, s->x, m->w.lm_head, all_logits + (size_t)done * V, false);
+            gemm_xwt_w(T, V, D, s->x, m->w.lm_head, m->weights_version,
+                       all_logits + (size_t)done * V, false);
         done += T;
-        if (done == n) gemm_xwt(1, V, D, s->x + (size_t)(T - 1) * D, m->w.lm_head, s->logits, false);
+        if (done == n)
+            gemm_xwt_w(1, V, D, s->x + (size_t)(T - 1) * D, m->w.lm_head, m->weights_version,
+                       s->logits, false);
     }
     if (last_logits) *last_logits = s->logits;
     return HN_OK;

@@ -476,6 +476,7 @@ hn_status lora_load(const hn_model *m, const char *dir, lora_set **out, hn_err *
 }
 
 void lora_merge(const lora_set *l, hn_model *m) {
+    m->weights_version++;
     bool conv = model_arch_traits(m->cfg.arch).conv1d;
     for (int layer = 0; layer < l->n_layers; layer++) {
         layer_weights *w = &m->w.layers[layer];

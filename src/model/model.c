@@ -14,6 +14,7 @@
 #include "base/file.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
+#include "tensor/gemm.h"
 
 static hn_status check_config(const model_config *c, const char *path, hn_err *err);
 static hn_status gguf_load_into(const gguf_file *f, const char *name, float *dst, int64_t rows,
@@ -462,6 +463,7 @@ hn_status model_load_ex(const char *path, unsigned flags, hn_model **out, hn_err
 void model_free(hn_model *m) {
     if (!m) return;
     if (m->tok) tok_free(m->tok);
+    gemm_weight_cache_clear(); /* no stale bf16 copy may outlive these weights */
     free(m->slab);
     free(m->params);
     free(m->w.layers);

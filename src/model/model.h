@@ -116,6 +116,9 @@ typedef struct hn_model {
     model_param *params; /* named views in HF order */
     int n_param_tensors;
     char *chat_template; /* Jinja source or NULL (default template) */
+    uint64_t weights_version; /* bumped whenever the weights are written after loading
+                                 (optimizer steps, merges): GEMM caches of bf16
+                                 weight copies are keyed by it (gemm_xwt_w) */
     char *chat_template_vars; /* JSON object of template variables (e.g. enable_thinking)
                                  the model was fine-tuned with, or NULL */
     float *rope_freqs;   /* (head_dim/2) divisors of the RoPE frequencies (llama3

@@ -202,6 +202,7 @@ static hn_status load_weights(trainer *t, const char *dir, hn_err *err) {
     for (int i = 0; s == HN_OK && i < t->m->n_param_tensors; i++)
         s = load_vec(st, t->m->params[i].name, t->m->params[i].data, t->m->params[i].numel, err);
     if (st) st_close(st);
+    t->m->weights_version++;
     return s;
 }
 

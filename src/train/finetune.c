@@ -415,6 +415,7 @@ static hn_status train_step(trainer *t, ft_metrics *mt) {
     grad_clip(t);
     adamw_update(t->params, t->grads, t->adam_m, t->adam_v, (long)t->n_train,
                  (float)lr_at(t, t->step), 0.9f, 0.999f, 1e-8f, t->weight_decay, t->step + 1);
+    if (!t->lora) t->m->weights_version++; /* cached bf16 weight copies are stale */
     t->step++;
     t->trained_tokens += tokens;
     mt->step = t->step;

@@ -10,12 +10,23 @@
 
 #include "format/safetensors.h"
 #include "model/llama.h"
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "test.h"
 #include <jansson.h>
 
 static st_model *fx;
 static json_t *fxj;
+
+/* Tolerances: the f32 path (default) is held to float rounding; with
+ * HONE_GEMM=dnnl_bf16 (the CTest golden/test_train_golden_bf16) every matrix
+ * product rounds its inputs to bf16 (8 bits of mantissa), so the documented
+ * bf16 tolerances apply (docs/bench.md): a wrong layout or a missing term
+ * still gives errors of order 1. */
+static struct tol {
+    double loss, logits, logits_llama, grad, adamw;
+} tol = {1e-5, 2e-5, 5e-5, 1e-3, 1e-4};
+static const struct tol tol_bf16 = {3e-3, 0.3, 0.3, 0.1, 1e-2};
 
 static float *fx_tensor(const char *name, size_t *n) {
     const st_tensor *t = st_find(fx, name);
@@ -77,7 +88,7 @@ static void check_full(hn_model *m, llama_acts *a, const batch *b) {
     float *grads = calloc(m->n_params, sizeof(float));
     double loss = step(m, NULL, a, b, grads, NULL);
     double want = json_number_value(json_object_get(fxj, "loss"));
-    CHECK(fabs(loss - want) / want < 1e-5, "loss %.9f vs torch %.9f", loss, want);
+    CHECK(fabs(loss - want) / want < tol.loss, "loss %.9f vs torch %.9f", loss, want);
     /* logits */
     size_t nl;
     float *ref = fx_tensor("logits", &nl), *got = malloc(sizeof(float) * nl);
@@ -86,8 +97,8 @@ static void check_full(hn_model *m, llama_acts *a, const batch *b) {
     for (size_t i = 0; i < nl; i++) md = fmax(md, fabs(got[i] - ref[i]));
     /* 2e-5 (the families' acceptance figure); stories260K's logits are ~20x
      * larger in magnitude, so its f32 rounding is too */
-    double tol = m->cfg.arch == ARCH_LLAMA ? 5e-5 : 2e-5;
-    CHECK(md < tol, "logits max diff %g (tolerance %g)", md, tol);
+    double lt = m->cfg.arch == ARCH_LLAMA ? tol.logits_llama : tol.logits;
+    CHECK(md < lt, "logits max diff %g (tolerance %g)", md, lt);
     printf("logits: max diff %.2e over %zu values\n", md, nl);
     free(ref);
     free(got);
@@ -99,7 +110,7 @@ static void check_full(hn_model *m, llama_acts *a, const batch *b) {
         float *g = fx_tensor(name, &n);
         CHECK(n == m->params[i].numel, "%s size", name);
         double e = rel_err(grads + (m->params[i].data - m->slab), g, n);
-        CHECK(e < 1e-3, "%s: relative error %g", name, e);
+        CHECK(e < tol.grad, "%s: relative error %g", name, e);
         worst = fmax(worst, e);
         free(g);
     }
@@ -137,7 +148,7 @@ static void check_lora(hn_model *m, llama_acts *a, const batch *b) {
             }
     double loss = step(m, lo, a, b, NULL, lg);
     double want = json_number_value(json_object_get(fxj, "lora_loss"));
-    CHECK(fabs(loss - want) / want < 1e-5, "lora loss %.9f vs torch %.9f", loss, want);
+    CHECK(fabs(loss - want) / want < tol.loss, "lora loss %.9f vs torch %.9f", loss, want);
     double worst = 0;
     int count = 0;
     for (int l = 0; l < m->cfg.n_layers; l++)
@@ -148,7 +159,7 @@ static void check_lora(hn_model *m, llama_acts *a, const batch *b) {
                 size_t n;
                 float *g = fx_tensor(name, &n);
                 double e = rel_err(ab ? lg->pairs[l][t].B : lg->pairs[l][t].A, g, n);
-                CHECK(e < 1e-3, "%s: relative error %g", name, e);
+                CHECK(e < tol.grad, "%s: relative error %g", name, e);
                 worst = fmax(worst, e);
                 count++;
                 free(g);
@@ -173,7 +184,7 @@ static void check_adamw(hn_model *m, llama_acts *a, const batch *b) {
         memset(g, 0, n * 4);
         double loss = step(m, NULL, a, b, g, NULL);
         double want = json_number_value(json_array_get(losses, s));
-        CHECK(fabs(loss - want) / want < 1e-4, "adamw step %zu: loss %.8f vs torch %.8f", s, loss, want);
+        CHECK(fabs(loss - want) / want < tol.adamw, "adamw step %zu: loss %.8f vs torch %.8f", s, loss, want);
         printf("adamw step %zu: loss %.8f (torch %.8f)\n", s, loss, want);
         adamw_update(m->slab, g, mm, vv, (long)n, lr, b1, b2, eps, wd, (int)s + 1);
     }
@@ -213,6 +224,12 @@ static void check_model(const char *fixture_dir, const char *model_dir) {
 }
 
 int main(void) {
+    const char *g = getenv("HONE_GEMM");
+    if (g && !strcmp(g, "dnnl_bf16")) {
+        if (!gemm_backend_available(GEMM_DNNL_BF16)) return 77;
+        tol = tol_bf16;
+        printf("bf16 products (HONE_GEMM=dnnl_bf16): bf16 tolerances\n");
+    }
     check_model("stories260K", "models/stories260K/hf");
     check_model("qwen2-tiny", "models/qwen2-tiny");
     check_model("qwen3-tiny", "models/qwen3-tiny");
