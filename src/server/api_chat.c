@@ -168,7 +168,10 @@ static bool build_prompt(http_req *r, json_t *body, gen_job *g, enum MHD_Result 
         }
         rc = prompt_encode_text(g->m, json_string_value(p), &g->prompt, &g->n_prompt, &err);
     }
-    if (rc == HN_EINVAL) *res = http_bad(r, g->chat ? "messages" : "prompt", "%s", err.msg);
+    const char *param = !g->chat ? "prompt"
+                        : !strncmp(err.msg, "chat template variable", 22) ? "chat_template_kwargs"
+                        : !strncmp(err.msg, "tools", 5) ? "tools" : "messages";
+    if (rc == HN_EINVAL) *res = http_bad(r, param, "%s", err.msg);
     else if (rc != HN_OK) *res = http_error(r, 500, "server_error", NULL, NULL, "%s", err.msg);
     return rc == HN_OK && check_context(r, g, res);
 }
