@@ -199,3 +199,9 @@ chat_example test_parse_example(const char *json) {
 void test_fill(hn_rng *r, float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * hn_rng_uniform(r);
 }
+
+double test_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}

@@ -53,6 +53,8 @@ struct chat_example test_parse_example(const char *json);
 /* x[0..n) uniform in [lo, hi) from the test's generator r (a hn_rng). */
 struct hn_rng;
 void test_fill(struct hn_rng *r, float *x, size_t n, float lo, float hi);
+/* sum a[i] * b[i] in double. */
+double test_dot(const float *a, const float *b, size_t n);
 double test_logits_diff(const struct hn_model *a, const struct hn_model *b, int T);
 int test_finish(const char *name);
 

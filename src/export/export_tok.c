@@ -276,18 +276,25 @@ static json_t *decoder(void) {
                      "type", "Strip", "content", " ", "start", 1, "stop", 0);
 }
 
+/* tokenizer.json's "vocab" (piece -> id) and "merges" (consumes merges). */
+static void vocab_and_merges(const tok *t, char **merges, size_t nm, json_t **vocab, json_t **jm) {
+    *vocab = json_object();
+    *jm = json_array();
+    for (int i = 0; i < t->n; i++) json_object_set_new(*vocab, tok_piece(t, i), json_integer(i));
+    for (size_t i = 0; i < nm; i++) {
+        json_array_append_new(*jm, json_string(merges[i]));
+        free(merges[i]);
+    }
+    free(merges);
+}
+
 static hn_status bpe_model(const tok *t, json_t **out, hn_err *err) {
     char **merges;
     size_t nm;
     hn_status s = export_spm_merges(t, &merges, &nm, err);
     if (s) return s;
-    json_t *vocab = json_object(), *jm = json_array();
-    for (int i = 0; i < t->n; i++) json_object_set_new(vocab, tok_piece(t, i), json_integer(i));
-    for (size_t i = 0; i < nm; i++) {
-        json_array_append_new(jm, json_string(merges[i]));
-        free(merges[i]);
-    }
-    free(merges);
+    json_t *vocab, *jm;
+    vocab_and_merges(t, merges, nm, &vocab, &jm);
     *out = json_pack("{s:s, s:n, s:s?, s:n, s:n, s:b, s:b, s:b, s:o, s:o}", "type", "BPE",
                      "dropout", "unk_token", t->unk >= 0 ? tok_piece(t, t->unk) : NULL,
                      "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", 1,
@@ -332,13 +339,8 @@ static hn_status bpe_model_bytes(const tok *t, const tok_pretok *p, json_t **out
     size_t nm;
     hn_status s = tok_list_merges(t, &merges, &nm, err);
     if (s) return s;
-    json_t *vocab = json_object(), *jm = json_array();
-    for (int i = 0; i < t->n; i++) json_object_set_new(vocab, tok_piece(t, i), json_integer(i));
-    for (size_t i = 0; i < nm; i++) {
-        json_array_append_new(jm, json_string(merges[i]));
-        free(merges[i]);
-    }
-    free(merges);
+    json_t *vocab, *jm;
+    vocab_and_merges(t, merges, nm, &vocab, &jm);
     *out = json_pack("{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:b, s:o, s:o}", "type", "BPE",
                      "dropout", "unk_token", "continuing_subword_prefix", "",
                      "end_of_word_suffix", "", "fuse_unk", 0, "byte_fallback", 0,

@@ -19,11 +19,7 @@ static hn_rng rng;
 
 static void fill(float *x, size_t n, float lo, float hi) { test_fill(&rng, x, n, lo, hi); }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
+#define dot test_dot
 
 /* ---- kernels: L = sum(out * R) ---- */
 
