@@ -43,12 +43,14 @@ static const char *usage =
     "  --warmup N          untimed iterations (default 1)\n"
     "  --iters N           timed iterations, median reported (default 3)\n"
     "  --lora-rank R       LoRA rank on q,k,v,o,gate,up,down (default 16)\n"
+    "  --recompute         train cases with activation recomputation\n"
     "\n"
     "Measure with OMP_WAIT_POLICY=PASSIVE (bench/run.sh sets it).\n";
 
 typedef struct bench_opts {
     const char *model; /* "llama-110m" | "tiny" */
     int warmup, iters, lora_rank;
+    bool recompute; /* train cases: activation recomputation */
     gemm_backend gemm;
     bool gemm_all;
 } bench_opts;
@@ -183,7 +185,8 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
     }
     for (size_t i = 0; i < N; i++)
         tgt[i] = (i + 1) % T ? ids[i + 1] : (int32_t)hn_rng_below(&rng, (uint32_t)m->cfg.vocab_size);
-    if (llama_acts_create(m, B, T, lora ? o->lora_rank : 0, &acts, &err) != HN_OK) goto done;
+    if (llama_acts_create_ex(m, B, T, lora ? o->lora_rank : 0, o->recompute, &acts, &err) != HN_OK)
+        goto done;
     llama_acts_default_pos(acts);
     double loss = 0;
     for (int it = 0; it < n_it; it++) {
@@ -216,9 +219,9 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
     printf("{\"bench\":\"train_step\",\"method\":\"%s\",\"batch\":%d,\"seq\":%d,"
            "\"tokens_per_s\":%.2f,\"tokens_per_s_best\":%.2f,\"step_ms\":%.1f,\"fwd_ms\":%.1f,"
            "\"bwd_ms\":%.1f,\"adamw_ms\":%.1f,\"cpu_ms\":%.1f,\"model_gflops\":%.2f,\"loss\":%.4f,"
-           "\"trainable\":%zu,",
+           "\"trainable\":%zu,\"recompute\":%s,",
            lora ? "lora" : "full", B, T, tps, (double)N / best, med * 1e3, fwd * 1e3, bwd * 1e3,
-           opt * 1e3, cpu * 1e3, flops / 1e9, loss, n_train);
+           opt * 1e3, cpu * 1e3, flops / 1e9, loss, n_train, o->recompute ? "true" : "false");
     print_common(m);
     printf("}\n");
     fprintf(stderr, "train %s %dx%d: %.1f tok/s (median %.0f ms), ~%.1f GFLOP/s, peak RSS %.0f MB\n",
@@ -504,6 +507,7 @@ int cmd_bench(int argc, char **argv) {
         if (cli_opt(argc, argv, &i, "--warmup", &v, &bad)) { o.warmup = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--iters", &v, &bad)) { o.iters = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { o.lora_rank = atoi(v); continue; }
+        if (cli_flag(argv, i, "--recompute")) { o.recompute = true; continue; }
         fprintf(stderr, "hone bench: unknown option '%s'\n%s", argv[i], usage);
         return 2;
     }

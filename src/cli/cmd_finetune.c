@@ -38,6 +38,9 @@ static const char *usage =
     "  --packing               several examples per sequence (own attention mask and\n"
     "                          positions each): less padding, same loss; with\n"
     "                          --max-seq-len, rows of that many tokens\n"
+    "  --gradient-checkpointing  keep one layer's activations and recompute the others in\n"
+    "                          the backward pass: ~1/layers of the activation memory for\n"
+    "                          one more forward pass (same gradients, bit for bit)\n"
     "  --eval-every N          steps between validation batches (default: ~20 per run)\n"
     "  --seed S                default 42; same seed and data -> identical run\n"
     "  --resume DIR            continue from a checkpoint directory of the same run\n"
@@ -154,6 +157,7 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--seed", &v, &bad)) { c->seed = strtoull(v, NULL, 10); continue; }
         if (cli_flag(argv, i, "--quiet")) { c->quiet = true; continue; }
         if (cli_flag(argv, i, "--packing")) { c->packing = true; continue; }
+        if (cli_flag(argv, i, "--gradient-checkpointing")) { c->recompute = true; continue; }
         fprintf(stderr, "hone finetune: unknown option '%s'\n", argv[i]);
         bad = true;
     }

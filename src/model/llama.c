@@ -71,8 +71,10 @@ static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t r = (size_t)a->lora_rank, CH = LLAMA_LOSS_CHUNK;
     a->res = take(p, (size_t)(c->n_layers + 1) * N * D);
-    for (int l = 0; l < c->n_layers; l++)
-        plan_layer(m, &a->layers[l], p, N, (size_t)a->B * c->n_heads * a->T * a->T, (int)r, true);
+    for (int l = 0; l < c->n_layers; l++) {
+        if (a->recompute && l > 0) a->layers[l] = a->layers[0]; /* one set of buffers */
+        else plan_layer(m, &a->layers[l], p, N, (size_t)a->B * c->n_heads * a->T * a->T, (int)r, true);
+    }
     size_t max_in = D > F ? D : F;
     if (qd > max_in) max_in = qd;
     float *xd = take(p, r ? N * max_in : 0), *dxd = take(p, r ? N * max_in : 0);
@@ -111,8 +113,14 @@ static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
 
 hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llama_acts **out,
                             hn_err *err) {
+    return llama_acts_create_ex(m, B, T, lora_rank, false, out, err);
+}
+
+hn_status llama_acts_create_ex(const hn_model *m, int B, int T, int lora_rank, bool recompute,
+                               llama_acts **out, hn_err *err) {
     llama_acts *a = calloc(1, sizeof *a);
     if (!a) return hn_errf(err, HN_ENOMEM, "out of memory");
+    a->recompute = recompute;
     a->B = B;
     a->T = T;
     a->N = B * T;
@@ -716,9 +724,15 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
     norm_backward(m, a->dres, grads ? gw.final_norm : NULL, grads ? gw.final_norm_b : NULL,
                   a->dxn, a->res + (size_t)L * N * D, m->w.final_norm,
                   model_arch_traits(c->arch).layernorm, a->meanf, a->rstdf, N);
-    for (int l = L - 1; l >= 0; l--)
+    for (int l = L - 1; l >= 0; l--) {
+        /* the shared buffers hold the last layer's forward; rerun the others */
+        if (a->recompute && l < L - 1)
+            block_forward(m, lo, l, &a->layers[l], a->res + (size_t)l * N * D,
+                          a->res + (size_t)(l + 1) * N * D, a->B, a->T, 0, a->pos, a->seg,
+                          a->layers[l].k, a->layers[l].v, rc, rs);
         block_backward(m, lo, l, a, a->res + (size_t)l * N * D, grads ? &glayers[l] : NULL,
                        lora_grads, rc, rs);
+    }
     if (grads) embed_backward(m, &gw, a->dres, ids, a->pos, N);
     if (lora_grads && lo && lo->n_tok) embed_backward_tokens(m, lo, lora_grads, a->dres, ids, N);
     free(glayers);

@@ -41,6 +41,11 @@ typedef struct llama_acts {
      * p = 0 for evaluation. Masks are a function of (seed, layer, target, row). */
     float lora_dropout;
     uint64_t dropout_seed;
+    /* activation recomputation (gradient checkpointing): all layers share one
+     * layer's activation buffers; the backward pass reruns each block's forward
+     * from its saved input (res) first. ~1/L of the activation memory for one
+     * more forward pass. */
+    bool recompute;
     float *res;         /* (L+1, N, D): input of each layer; res + L*N*D = final residual */
     layer_acts *layers; /* [L] */
     float *xnf, *rstdf, *meanf; /* (N, D), (N), (N) final norm */
@@ -61,6 +66,9 @@ enum { LLAMA_LOSS_CHUNK = 64 };
 
 hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llama_acts **out,
                             hn_err *err);
+/* The same with activation recomputation on or off (see llama_acts.recompute). */
+hn_status llama_acts_create_ex(const hn_model *m, int B, int T, int lora_rank, bool recompute,
+                               llama_acts **out, hn_err *err);
 void llama_acts_free(llama_acts *a);
 /* Re-plans the buffers for a smaller (B, T) inside the same allocation
  * (B*T and B*T*T must not exceed the created shape's). */

@@ -191,7 +191,8 @@ static hn_status setup_params(trainer *t, hn_err *err) {
     if (!t->grads || !t->adam_m || !t->adam_v || !t->ids || !t->tgt || !t->w || !t->pack_row ||
         !t->pack_off)
         return hn_errf(err, HN_ENOMEM, "out of memory for %zu trainable parameters", t->n_train);
-    return llama_acts_create(t->m, B, T, t->lora ? t->lora->rank : 0, &t->acts, err);
+    return llama_acts_create_ex(t->m, B, T, t->lora ? t->lora->rank : 0, c->recompute, &t->acts,
+                                err);
 }
 
 /* ---- batches ---- */

@@ -34,6 +34,7 @@ typedef struct ft_config {
     int grad_accum;          /* micro-batches per step, default 1 */
     int max_seq_len;         /* 0 = model context */
     int eval_every;          /* steps between small validation batches, 0 = auto */
+    bool recompute;          /* activation recomputation (gradient checkpointing) */
     bool packing;            /* several examples per row, each with its own attention
                                 segment and positions from 0 (docs/training.md) */
     uint64_t seed;

@@ -182,6 +182,41 @@ static void lora_fd(const char *name, model_arch arch, model_ctx *c, lora_set *l
            p, worst);
 }
 
+/* Full and LoRA (with dropout) gradients of one pass over c's batch. */
+static void grads_of(model_ctx *c, llama_acts *a, float *full, lora_set *lg) {
+    llama_loss_stats st;
+    memset(lg->slab, 0, lg->n_params * sizeof(float));
+    memset(full, 0, c->m->n_params * sizeof(float));
+    llama_forward(c->m, NULL, a, c->ids);
+    llama_loss_backward(c->m, NULL, a, c->ids, c->tgt, c->w, c->norm, full, NULL, &st);
+    a->lora_dropout = 0.3f, a->dropout_seed = 5;
+    llama_forward(c->m, c->lo, a, c->ids);
+    llama_loss_backward(c->m, c->lo, a, c->ids, c->tgt, c->w, c->norm, NULL, lg, &st);
+    a->lora_dropout = 0.0f;
+}
+
+/* Activation recomputation gives the same gradients (the recomputed forward
+ * is the same computation): bit for bit. */
+static void check_recompute(const char *name, model_ctx *c, lora_set *lg) {
+    hn_err err = {0};
+    llama_acts *r;
+    CHECK(llama_acts_create_ex(c->m, c->a->B, c->a->T, c->lo->rank, true, &r, &err) == HN_OK,
+          "%s", err.msg);
+    if (!r) return;
+    memcpy(r->pos, c->a->pos, sizeof(int32_t) * (size_t)c->a->N);
+    memcpy(r->seg, c->a->seg, sizeof(int32_t) * (size_t)c->a->N);
+    float *g1 = calloc(c->m->n_params, 4), *g2 = calloc(c->m->n_params, 4);
+    float *l1 = malloc(lg->n_params * 4);
+    grads_of(c, c->a, g1, lg);
+    memcpy(l1, lg->slab, lg->n_params * 4);
+    grads_of(c, r, g2, lg);
+    CHECK(!memcmp(g1, g2, c->m->n_params * 4), "%s: recomputed full gradients differ", name);
+    CHECK(!memcmp(l1, lg->slab, lg->n_params * 4), "%s: recomputed LoRA gradients differ", name);
+    CHECK(r->slab_floats < c->a->slab_floats, "%s: recomputation saves no memory", name);
+    free(g1), free(g2), free(l1);
+    llama_acts_free(r);
+}
+
 static void check_model(const char *name, model_arch arch, bool tied, int Hq, int Hkv, int hd) {
     model_config cfg = {.arch = arch, .dim = 16, .hidden_dim = 24, .n_layers = 2, .n_heads = Hq,
                         .n_kv_heads = Hkv, .head_dim = hd, .vocab_size = 40, .max_seq_len = 32,
@@ -241,6 +276,7 @@ static void check_model(const char *name, model_arch arch, bool tied, int Hq, in
         c.a->lora_dropout = 0.0f;
         CHECK(model_loss(&c) == plain, "%s: dropout off is not the plain loss", name);
     }
+    if (c.lo && lg) check_recompute(name, &c, lg);
     check_tokens(name, &c, c.lo);
     lora_free(c.lo);
     lora_free(lg);
