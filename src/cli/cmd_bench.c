@@ -329,7 +329,7 @@ static int bench_gemm(const bench_opts *o) {
         {"xwt_qkvo", false, true, R, D, D},  {"xwt_gate_up", false, true, R, F, D},
         {"xwt_down", false, true, R, D, F},  {"xw_dx_gate_up", false, false, R, D, F},
         {"xw_dx_down", false, false, R, F, D}, {"dw_gate_up", true, false, F, D, R},
-        {"dw_down", true, false, D, F, R},   {"xwt_lm_head_chunk", false, true, LLAMA_LOSS_CHUNK, V, D},
+        {"dw_down", true, false, D, F, R},   {"xwt_lm_head_chunk", false, true, llama_loss_chunk_rows(V), V, D},
         {"xwt_lora_a", false, true, R, o->lora_rank, D}, {"gemv_decode_up", false, true, 1, F, D},
     };
     int ns = (int)(sizeof shapes / sizeof shapes[0]);

@@ -64,12 +64,18 @@ static void plan_layer(const hn_model *m, layer_acts *la, plan *p, size_t N, siz
         la->lora_mask[t] = (uint8_t *)take(p, r ? (N * in[t] / 8 + 4) / 4 : 0);
 }
 
+int llama_loss_chunk_rows(int vocab_size) {
+    int rows = LLAMA_LOSS_CHUNK_FLOATS / (vocab_size > 0 ? vocab_size : 1);
+    return rows < 16 ? 16 : rows > LLAMA_LOSS_CHUNK_MAX ? LLAMA_LOSS_CHUNK_MAX : rows;
+}
+
 static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
     const model_config *c = &m->cfg;
     model_traits tr = model_arch_traits(c->arch);
     size_t N = (size_t)a->N, D = c->dim, F = c->hidden_dim, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    size_t r = (size_t)a->lora_rank, CH = LLAMA_LOSS_CHUNK;
+    a->loss_chunk = llama_loss_chunk_rows(c->vocab_size);
+    size_t r = (size_t)a->lora_rank, CH = (size_t)a->loss_chunk;
     a->res = take(p, (size_t)(c->n_layers + 1) * N * D);
     for (int l = 0; l < c->n_layers; l++) {
         if (a->recompute && l > 0) a->layers[l] = a->layers[0]; /* one set of buffers */
@@ -712,7 +718,7 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
             a->chunk_scale[n] = weights[i] * norm;
             n++;
         }
-        if (n == LLAMA_LOSS_CHUNK || (i == N && n > 0)) {
+        if (n == a->loss_chunk || (i == N && n > 0)) {
             loss_chunk(m, lo, lora_grads, a, n, grads ? gw.lm_head : NULL, backward, st, weights);
             n = 0;
         }

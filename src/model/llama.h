@@ -36,6 +36,7 @@ typedef struct layer_acts {
 typedef struct llama_acts {
     int B, T, N;        /* N = B*T rows */
     int lora_rank;
+    int loss_chunk;     /* rows per chunk of the loss (llama_loss_chunk_rows) */
     /* LoRA dropout for the next llama_forward/llama_loss_backward pair: the
      * trainer sets p (> 0) and a seed per micro-batch for training passes and
      * p = 0 for evaluation. Masks are a function of (seed, layer, target, row). */
@@ -62,7 +63,10 @@ typedef struct llama_acts {
     size_t slab_floats;
 } llama_acts;
 
-enum { LLAMA_LOSS_CHUNK = 64 };
+/* Rows of the chunked loss: as many as keep the (rows, vocab) logits near
+ * 32 MB (larger chunks make the lm_head products faster), 16..256. */
+enum { LLAMA_LOSS_CHUNK = 64, LLAMA_LOSS_CHUNK_MAX = 256, LLAMA_LOSS_CHUNK_FLOATS = 1 << 23 };
+int llama_loss_chunk_rows(int vocab_size);
 
 hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llama_acts **out,
                             hn_err *err);
