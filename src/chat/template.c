@@ -64,6 +64,12 @@ hn_status chat_template_set_var(chat_template *t, const char *name, const char *
                        name, je.text, json_value);
     if (json_object_set_new(t->vars, name, v))
         return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    /* a variable can change every render, so what the probes found too */
+    tj_probe_free(t->probe);
+    t->probe = NULL;
+    free(t->reply_prefix);
+    if (!(t->reply_prefix = tj_reply_prefix(t)))
+        return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
     return HN_OK;
 }
 
@@ -164,6 +170,7 @@ void chat_template_free(chat_template *t) {
     jinja_free(t->jinja);
     json_decref(t->vars);
     free(t->reply_prefix);
+    tj_probe_free(t->probe);
     free(t);
 }
 

@@ -11,12 +11,18 @@
 
 typedef enum tmpl_kind { TMPL_DEFAULT = 0, TMPL_JINJA = 1 } tmpl_kind;
 
+struct tj_probe; /* template_jinja.c: what three sample renders reveal */
+
 struct chat_template {
     tmpl_kind kind;
     char *source;       /* Jinja source (TMPL_JINJA) */
     jinja_tmpl *jinja;  /* parsed once, when the template is made */
     json_t *vars;       /* extra template variables (chat_template_set_var) */
     char *reply_prefix; /* separator a reply starts with (" ", or from the probes) */
+    /* the probes for probe_tk (they depend on its special tokens), computed
+     * on first use and kept: every render and end-of-turn query needs them */
+    struct tj_probe *probe;
+    const tok *probe_tk;
 };
 
 /* Appends a token; false on out-of-memory. */
@@ -33,5 +39,6 @@ int tj_eot(const chat_template *t, const tok *tk);
 /* The probed separator between the generation prompt and the answer (malloc'd;
  * "" when the template has none or cannot be probed). */
 char *tj_reply_prefix(const chat_template *t);
+void tj_probe_free(struct tj_probe *p);
 
 #endif

@@ -95,7 +95,7 @@ static hn_status render_text(const chat_template *t, const tok *tk, const chat_e
 
 /* ---- probing the template's shape ---- */
 
-typedef struct probe {
+typedef struct tj_probe {
     char *hdr[3]; /* header candidates; hdr[0] is Hgen when non-empty */
     int nhdr;
     bool has_gen;
@@ -183,23 +183,44 @@ static hn_status probe_template(const chat_template *t, const tok *tk, probe *p,
     return st;
 }
 
+void tj_probe_free(probe *p) {
+    if (!p) return;
+    probe_free(p);
+    free(p);
+}
+
+/* The template's probes for tk: cached on t (the cache is not part of the
+ * template's value, hence the cast), recomputed only for another tokenizer. */
+static hn_status get_probe(const chat_template *t, const tok *tk, const probe **out, hn_err *err) {
+    chat_template *mt = (chat_template *)t;
+    if (mt->probe && mt->probe_tk == tk) {
+        *out = mt->probe;
+        return HN_OK;
+    }
+    probe *p = malloc(sizeof *p);
+    if (!p) return hn_errf(err, HN_ENOMEM, "chat template: out of memory");
+    hn_status st = probe_template(t, tk, p, err);
+    if (st != HN_OK) {
+        free(p);
+        return st;
+    }
+    tj_probe_free(mt->probe);
+    mt->probe = p;
+    mt->probe_tk = tk;
+    *out = p;
+    return HN_OK;
+}
+
 int tj_eot(const chat_template *t, const tok *tk) {
-    probe p;
+    const probe *p;
     hn_err err;
-    if (probe_template(t, tk, &p, &err) != HN_OK) return tok_eos(tk);
-    int eot = p.eot;
-    probe_free(&p);
-    return eot;
+    return get_probe(t, tk, &p, &err) == HN_OK ? p->eot : tok_eos(tk);
 }
 
 char *tj_reply_prefix(const chat_template *t) {
-    probe p;
+    const probe *p;
     hn_err err;
-    if (probe_template(t, NULL, &p, &err) != HN_OK) return strdup("");
-    char *r = p.prefix;
-    p.prefix = NULL;
-    probe_free(&p);
-    return r ? r : strdup("");
+    return strdup(get_probe(t, NULL, &p, &err) == HN_OK ? p->prefix : "");
 }
 
 /* ---- locating assistant spans ---- */
@@ -298,7 +319,7 @@ static hn_status encode(const tok *tk, const char *text, size_t len, int32_t **i
 
 hn_status tj_render(const chat_template *t, const tok *tk, const chat_example *ex, bool gen_prompt,
                     chat_render *r, hn_err *err) {
-    probe p = {0};
+    const probe *p = NULL;
     hn_buf text;
     hn_buf_init(&text);
     int32_t *ids = NULL;
@@ -309,10 +330,9 @@ hn_status tj_render(const chat_template *t, const tok *tk, const chat_example *e
     hn_status st = spans ? HN_OK : hn_errf(err, HN_ENOMEM, "chat template: out of memory");
     if (st == HN_OK) st = render_text(t, tk, ex, gen_prompt, &text, err);
     if (st == HN_OK) st = encode(tk, text.data, text.len, &ids, &starts, &n, err);
-    if (st == HN_OK && !gen_prompt) st = probe_template(t, tk, &p, err);
-    if (st == HN_OK && !gen_prompt) st = find_spans(&p, tk, ex, text.data, spans, &ns, err);
-    if (st == HN_OK) st = push_tokens(p.eot, spans, ns, ids, starts, n, r, err);
-    if (!gen_prompt) probe_free(&p);
+    if (st == HN_OK && !gen_prompt) st = get_probe(t, tk, &p, err);
+    if (st == HN_OK && !gen_prompt) st = find_spans(p, tk, ex, text.data, spans, &ns, err);
+    if (st == HN_OK) st = push_tokens(p ? p->eot : -1, spans, ns, ids, starts, n, r, err);
     free(spans);
     free(ids);
     free(starts);

@@ -155,6 +155,9 @@ static void check_reply_text(void) {
         CHECK(chat_template_reply_skip(t, "<think>", 7) == -1, "qwen3 skip of a partial separator");
         CHECK(chat_template_reply_skip(t, "<think>\n\n</think>\n\nH", 20) == 19, "qwen3 skip");
         CHECK(chat_template_reply_skip(t, "Hi", 2) == 0, "qwen3 skip without separator");
+        /* with enable_thinking=false the prompt holds the think block: no separator */
+        CHECK(chat_template_set_var(t, "enable_thinking", "false", &err) == HN_OK, "%s", err.msg);
+        CHECK(chat_template_reply_skip(t, "<think>", 7) == 0, "no-think separator not re-probed");
         CHECK(!strcmp(chat_template_reply_text(t, "<think>\nhmm\n</think>\n\nHi"), "<think>\nhmm\n</think>\n\nHi"),
               "qwen3 reply with thoughts is kept");
     }
