@@ -341,6 +341,37 @@ static hn_status hf_llama_config(json_t *j, const char *mt, model_config *c, con
     return hf_rope_scaling(j, c, path, err);
 }
 
+/* The shape and norm keys must be numbers (or null) where present: a quoted
+ * "64" would otherwise read as missing and give a vaguer error later. */
+static hn_status hf_check_types(json_t *j, const char *path, hn_err *err) {
+    static const char *ints[] = {"hidden_size", "intermediate_size", "num_hidden_layers",
+                                 "num_attention_heads", "num_key_value_heads", "head_dim",
+                                 "vocab_size", "max_position_embeddings", "n_embd", "n_layer",
+                                 "n_head", "n_inner", "n_positions"};
+    static const char *nums[] = {"rms_norm_eps", "rope_theta", "layer_norm_epsilon"};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        json_t *v = json_object_get(j, ints[i]);
+        if (v && !json_is_integer(v) && !json_is_null(v))
+            return hn_errf(err, HN_EFORMAT, "%s: %s: expected an integer", path, ints[i]);
+    }
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        json_t *v = json_object_get(j, nums[i]);
+        if (v && !json_is_number(v))
+            return hn_errf(err, HN_EFORMAT, "%s: %s: expected a number", path, nums[i]);
+    }
+    return HN_OK;
+}
+
+static hn_status hf_family_config(json_t *j, const char *mt, model_config *c, const char *path,
+                                  hn_err *err) {
+    if (!strcmp(mt, "gpt2")) return hf_gpt2_config(j, c, path, err);
+    if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") ||
+        !strcmp(mt, "qwen3"))
+        return hf_llama_config(j, mt, c, path, err);
+    return hn_errf(err, HN_EUNSUPPORTED, "%s: model_type '%s' is not supported (llama, mistral, "
+                   "qwen2, qwen3 and gpt2 are)", path, mt);
+}
+
 static hn_status hf_read_config(const char *dir, model_config *c, hn_err *err) {
     char path[4096];
     hn_path_join(path, sizeof path, dir, "config.json");
@@ -348,14 +379,8 @@ static hn_status hf_read_config(const char *dir, model_config *c, hn_err *err) {
     hn_status s = load_json(path, &j, err);
     if (s != HN_OK) return s;
     const char *mt = json_string_value(json_object_get(j, "model_type"));
-    if (!mt) s = hn_errf(err, HN_EFORMAT, "%s: no model_type", path);
-    else if (!strcmp(mt, "gpt2")) s = hf_gpt2_config(j, c, path, err);
-    else if (!strcmp(mt, "llama") || !strcmp(mt, "mistral") || !strcmp(mt, "qwen2") ||
-             !strcmp(mt, "qwen3"))
-        s = hf_llama_config(j, mt, c, path, err);
-    else
-        s = hn_errf(err, HN_EUNSUPPORTED, "%s: model_type '%s' is not supported (llama, mistral, "
-                    "qwen2, qwen3 and gpt2 are)", path, mt);
+    s = mt ? hf_check_types(j, path, err) : hn_errf(err, HN_EFORMAT, "%s: no model_type", path);
+    if (s == HN_OK) s = hf_family_config(j, mt, c, path, err);
     json_decref(j);
     return s;
 }

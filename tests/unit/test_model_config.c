@@ -110,6 +110,8 @@ int main(void) {
     expect_refused("gpt2act", "{\"model_type\":\"gpt2\",\"n_embd\":64,\"n_layer\":2,\"n_head\":4,"
                               "\"vocab_size\":1000,\"activation_function\":\"relu\"}",
                    "activation_function 'relu'");
+    expect_refused("quoted", "{\"model_type\":\"qwen3\",\"hidden_size\":\"64\"}",
+                   "hidden_size: expected an integer");
     expect_refused("truncated", "{\"model_type\":\"qwen3\",", "invalid JSON");
     expect_refused("shape", "{\"model_type\":\"qwen3\",\"hidden_size\":64,\"intermediate_size\":128,"
                             "\"num_hidden_layers\":2,\"num_attention_heads\":8,\"head_dim\":16,"
