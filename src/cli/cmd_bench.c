@@ -190,6 +190,7 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
     llama_acts_default_pos(acts);
     double loss = 0;
     for (int it = 0; it < n_it; it++) {
+        if (it == o->warmup) gemm_profile_reset(); /* HONE_PROFILE: timed iterations only */
         double c0 = cpu_s(), t0 = now_s();
         memset(grads, 0, n_train * sizeof(float));
         llama_forward(m, lo, acts, ids);
@@ -211,6 +212,7 @@ static int bench_train(const bench_opts *o, bool lora, int B, int T) {
             tc[k] = cpu_s() - c0;
         }
     }
+    gemm_profile_report(stderr);
     double med = median(times, o->iters), best = times[0];
     double fwd = median(tf, o->iters), bwd = median(tb, o->iters), opt = median(to, o->iters);
     double cpu = median(tc, o->iters);
@@ -273,6 +275,7 @@ static int bench_infer(const bench_opts *o, bool decode, int B, int T) {
     for (int i = 0; i < need; i++) ids[i] = (int32_t)hn_rng_below(&rng, (uint32_t)m->cfg.vocab_size);
     const float *logits;
     for (int it = 0; it < n_it; it++) {
+        if (it == o->warmup) gemm_profile_reset();
         model_state_reset(st);
         double t0 = now_s();
         if (!decode) {
@@ -290,6 +293,7 @@ static int bench_infer(const bench_opts *o, bool decode, int B, int T) {
                 dt * 1e3);
         if (it >= o->warmup) times[it - o->warmup] = dt;
     }
+    gemm_profile_report(stderr);
     double med = median(times, n_it - o->warmup), tps = T / med;
     if (decode)
         printf("{\"bench\":\"decode\",\"batch\":1,\"tokens\":%d,\"tokens_per_s\":%.2f,"

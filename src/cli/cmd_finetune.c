@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "model/precision.h"
 #include "train/finetune.h"
 
 static const char *usage =
@@ -32,7 +33,10 @@ static const char *usage =
     "                          its rows look untrained), eot, none, or a comma list of\n"
     "                          eot, token ids and token strings\n"
     CLI_TEMPLATE_VAR_HELP
-    CLI_PRECISION_HELP
+    "  --precision P           auto (default), f32 or bf16: bf16 products with f32\n"
+    "                          accumulation and master weights (~1.7x faster); auto is\n"
+    "                          bf16 on a CPU with native bf16 (AVX512_BF16, AMX) for\n"
+    "                          models of hidden size >= 512, else exact f32\n"
     "  --grad-accum K          split each batch into K micro-batches (same result, less memory)\n"
     "  --max-seq-len N         truncate examples (default: the model's context)\n"
     "  --packing               several examples per sequence (own attention mask and\n"
@@ -139,8 +143,11 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { c->lora_rank = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-dropout", &v, &bad)) { c->lora_dropout = (float)atof(v); continue; }
-        if (cli_opt(argc, argv, &i, "--precision", &v, &bad)) {
-            bad = !cli_precision("finetune", v);
+        if (cli_opt(argc, argv, &i, "--precision", &c->precision, &bad)) {
+            model_precision p;
+            hn_err e;
+            if (model_precision_parse(c->precision, &p, &e) != HN_OK)
+                bad = fprintf(stderr, "hone finetune: --%s\n", e.msg);
             continue;
         }
         if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;

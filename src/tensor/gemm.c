@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static gemm_backend g_backend = GEMM_N_BACKENDS; /* unset: resolve from env */
 
@@ -69,8 +70,83 @@ static void gemm_ref(bool ta, bool tb, int M, int N, int K, float alpha, const f
     }
 }
 
+/* ---- profile: HONE_PROFILE=1 times every product by shape ---- */
+
+typedef struct prof_entry {
+    bool ta, tb, w;
+    int M, N, K;
+    long calls;
+    double sec;
+} prof_entry;
+
+enum { PROF_MAX = 96 };
+static struct {
+    int on; /* 0 unknown, 1 on, -1 off */
+    int n;
+    prof_entry e[PROF_MAX];
+} g_prof;
+
+static bool prof_on(void) {
+    if (!g_prof.on) g_prof.on = getenv("HONE_PROFILE") && *getenv("HONE_PROFILE") ? 1 : -1;
+    return g_prof.on > 0;
+}
+
+static double prof_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void prof_add(bool ta, bool tb, bool w, int M, int N, int K, double sec) {
+    for (int i = 0; i < g_prof.n; i++) {
+        prof_entry *e = &g_prof.e[i];
+        if (e->ta == ta && e->tb == tb && e->w == w && e->M == M && e->N == N && e->K == K) {
+            e->calls++;
+            e->sec += sec;
+            return;
+        }
+    }
+    if (g_prof.n < PROF_MAX) g_prof.e[g_prof.n++] = (prof_entry){ta, tb, w, M, N, K, 1, sec};
+}
+
+static int prof_cmp(const void *a, const void *b) {
+    double x = ((const prof_entry *)a)->sec, y = ((const prof_entry *)b)->sec;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void gemm_profile_report(FILE *f) {
+    if (!prof_on() || !g_prof.n) return;
+    qsort(g_prof.e, (size_t)g_prof.n, sizeof g_prof.e[0], prof_cmp);
+    double total = 0;
+    for (int i = 0; i < g_prof.n; i++) total += g_prof.e[i].sec;
+    fprintf(f, "gemm profile (%s): %.1f ms in products\n", gemm_backend_name(gemm_get_backend()),
+            total * 1e3);
+    for (int i = 0; i < g_prof.n; i++) {
+        const prof_entry *e = &g_prof.e[i];
+        fprintf(f, "  %c%c%s M %5d N %5d K %5d  calls %6ld  %8.1f ms  %6.1f GFLOP/s\n",
+                e->ta ? 'T' : 'N', e->tb ? 'T' : 'N', e->w ? " w" : "  ", e->M, e->N, e->K,
+                e->calls, e->sec * 1e3, 2.0 * e->M * e->N * e->K * e->calls / e->sec * 1e-9);
+    }
+}
+
+void gemm_profile_reset(void) { g_prof.n = 0; }
+
+static void gemm_f32_run(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
 void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
+    if (!prof_on()) {
+        gemm_f32_run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    double t0 = prof_now();
+    gemm_f32_run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    prof_add(ta, tb, false, M, N, K, prof_now() - t0);
+}
+
+static void gemm_f32_run(bool ta, bool tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { /* C = beta*C */
         for (int i = 0; i < M; i++)
@@ -92,10 +168,14 @@ void gemm_f32(bool ta, bool tb, int M, int N, int K, float alpha, const float *A
 /* gemm_f32 with B a versioned weight (cached as bf16 by dnnl_bf16). */
 static void gemm_f32_w(bool ta, bool tb, int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, uint64_t version, float beta, float *C, int ldc) {
+    double t0 = prof_on() ? prof_now() : 0;
     if (M > 0 && N > 0 && K > 0 && gemm_get_backend() == GEMM_DNNL_BF16 &&
-        gemm_dnnl_run_w(true, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, version, true, beta, C, ldc))
+        gemm_dnnl_run_w(true, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, version, true, beta, C, ldc)) {
+        if (t0) prof_add(ta, tb, true, M, N, K, prof_now() - t0);
         return;
-    gemm_f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    }
+    gemm_f32_run(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    if (t0) prof_add(ta, tb, true, M, N, K, prof_now() - t0);
 }
 
 void gemm_xwt_w(int T, int out, int in, const float *x, const float *W, uint64_t version,

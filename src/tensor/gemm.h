@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum gemm_backend {
     GEMM_REF = 0,
@@ -58,6 +59,12 @@ void gemm_weight_cache_clear(void);
 size_t gemm_weight_cache_bytes(void);
 /* Rounds n floats to bf16 (nearest-even), AVX512_BF16 where available. */
 void gemm_round_bf16(uint16_t *dst, const float *src, size_t n);
+
+/* HONE_PROFILE=1: every product is timed by (transposes, M, N, K); the report
+ * lists shapes by total time ("w": a cached-weight product). Single-threaded
+ * callers only (the training and inference loops). */
+void gemm_profile_report(FILE *f);
+void gemm_profile_reset(void);
 
 gemm_backend gemm_get_backend(void);
 /* Selects a backend for the whole process (not thread-local); an unavailable

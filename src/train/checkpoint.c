@@ -54,6 +54,7 @@ static json_t *model_info(trainer *t) {
     json_object_set_new(j, "learning_rate_multiplier", json_real(t->lr_mult));
     json_object_set_new(j, "seed", json_integer((json_int_t)t->cfg.seed));
     json_object_set_new(j, "packing", json_boolean(t->cfg.packing));
+    json_object_set_new(j, "precision", json_string(model_precision_name(t->precision)));
     json_object_set_new(j, "step", json_integer(t->step));
     json_object_set_new(j, "total_steps", json_integer(t->total_steps));
     json_object_set_new(j, "valid_cursor", json_integer(t->valid_cursor));

@@ -14,6 +14,7 @@
 
 #include "base/rng.h"
 #include "model/llama.h"
+#include "model/precision.h"
 #include "tensor/ops.h"
 #include "train/estimate_internal.h"
 
@@ -309,7 +310,11 @@ static hn_status measure(const char *model_path, ft_estimate *e, est_record rec[
     double t0 = now();
     hn_model *m = NULL;
     hn_status s = model_load(model_path, &m, err);
-    if (s != HN_OK) return s;
+    if (s == HN_OK) s = model_precision_apply(m, PREC_AUTO, NULL, err); /* as the trainer */
+    if (s != HN_OK) {
+        model_free(m);
+        return s;
+    }
     e->load_seconds = now() - t0;
     e->n_params = m->n_params;
     for (int k = 0; k < 2 && s == HN_OK; k++) {

@@ -532,6 +532,21 @@ static hn_status stop_check(trainer *t, hn_err *err) {
     return HN_OK;
 }
 
+/* The products' precision: --precision, else auto (bf16 on a wide model on a
+ * CPU with native bf16). Said in an event so a run's log names it. */
+static hn_status setup_precision(trainer *t, hn_err *err) {
+    model_precision want;
+    hn_status s = model_precision_parse(t->cfg.precision, &want, err);
+    if (s == HN_OK) s = model_precision_apply(t->m, want, &t->precision, err);
+    if (s != HN_OK) return s;
+    event(t, "info", "Matrix products in %s%s", model_precision_name(t->precision),
+          want != PREC_AUTO ? ""
+          : t->precision == PREC_BF16 ? " (auto: this CPU computes bf16 natively; f32 master "
+                                        "weights; --precision f32 for exact f32)"
+                                      : " (auto)");
+    return HN_OK;
+}
+
 static hn_status run(trainer *t, ft_result *res, hn_err *err) {
     hn_status s = hn_mkdirs(t->cfg.out_dir, err);
     if (s == HN_OK) s = model_load(t->cfg.model_path, &t->m, err);
@@ -539,6 +554,7 @@ static hn_status run(trainer *t, ft_result *res, hn_err *err) {
         !(t->m->chat_template_vars = strdup(t->cfg.template_vars)))
         s = hn_errf(err, HN_ENOMEM, "out of memory");
     if (s == HN_OK && t->cfg.method == FT_AUTO) t->cfg.method = ft_auto_method(t->m->n_params);
+    if (s == HN_OK) s = setup_precision(t, err);
     if (s == HN_OK) s = setup_data(t, err);
     if (s == HN_OK) s = setup_hparams(t, err);
     if (s == HN_OK) s = setup_params(t, err);
@@ -552,6 +568,7 @@ static hn_status run(trainer *t, ft_result *res, hn_err *err) {
     res->batch_size = t->batch_size;
     res->lr_multiplier = t->lr_mult;
     res->method = t->cfg.method;
+    res->precision = model_precision_name(t->precision);
     event(t, "info", "Training %s on %d examples (%ld tokens, %ld trained): %d epochs, batch size %d, "
           "learning rate %.2g (%s), %d steps", t->cfg.method == FT_LORA ? "LoRA" : "all weights",
           t->train.n, t->train.total_tokens, t->train.trained_tokens, t->n_epochs, t->batch_size,

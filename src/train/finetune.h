@@ -35,6 +35,8 @@ typedef struct ft_config {
     int max_seq_len;         /* 0 = model context */
     int eval_every;          /* steps between small validation batches, 0 = auto */
     bool recompute;          /* activation recomputation (gradient checkpointing) */
+    const char *precision;   /* "auto" (NULL), "f32" or "bf16": the matrix products
+                                (model/precision.h); master weights stay f32 */
     bool packing;            /* several examples per row, each with its own attention
                                 segment and positions from 0 (docs/training.md) */
     uint64_t seed;
@@ -81,6 +83,7 @@ typedef struct ft_result {
     int steps;
     int n_epochs, batch_size;
     ft_method method;        /* resolved */
+    const char *precision;   /* resolved: "f32" or "bf16" */
     double lr_multiplier;
     double final_train_loss, final_valid_loss;
     int n_train_tokens;      /* LoRA: trainable token rows */

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "model/precision.h"
 #include "model/llama.h"
 #include "train/finetune.h"
 #include "train/seqs.h"
@@ -17,6 +18,7 @@ typedef struct trainer {
     lora_set *lora, *lora_grad;  /* LoRA only */
     ft_tokens tokens;            /* LoRA: the token rows trained too */
     ft_stop_check stop;          /* after training */
+    model_precision precision;   /* resolved */
     float *params, *grads;       /* trainable slab and its gradient */
     float *adam_m, *adam_v;
     size_t n_train;
