@@ -165,10 +165,27 @@ static void gemm_f32_run(bool ta, bool tb, int M, int N, int K, float alpha, con
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Decode-sized x·Wᵀ (a few packed rows, beta 0 or 1) goes to gemv.c. The
+ * reference backend stays the plain oracle. */
+static bool gemv_wanted(bool ta, bool tb, int M, int N, int K, int lda, int ldb, int ldc,
+                        float beta) {
+    return !ta && tb && M > 0 && M <= GEMV_MAX_M && N > 0 && K > 0 && lda == K && ldb == K &&
+           ldc == N && (beta == 0.0f || beta == 1.0f) && gemm_get_backend() != GEMM_REF;
+}
+
 /* gemm_f32 with B a versioned weight (cached as bf16 by dnnl_bf16). */
 static void gemm_f32_w(bool ta, bool tb, int M, int N, int K, const float *A, int lda,
                        const float *B, int ldb, uint64_t version, float beta, float *C, int ldc) {
     double t0 = prof_on() ? prof_now() : 0;
+    if (gemv_wanted(ta, tb, M, N, K, lda, ldb, ldc, beta)) {
+        const uint16_t *wb = NULL;
+        if (gemm_get_backend() == GEMM_DNNL_BF16 &&
+            (wb = gemm_dnnl_weight_bf16(B, (size_t)N * K, version)))
+            gemv_xwt_bf16(M, N, K, A, wb, C, beta != 0.0f);
+        else gemv_xwt_f32(M, N, K, A, B, C, beta != 0.0f);
+        if (t0) prof_add(ta, tb, true, M, N, K, prof_now() - t0);
+        return;
+    }
     if (M > 0 && N > 0 && K > 0 && gemm_get_backend() == GEMM_DNNL_BF16 &&
         gemm_dnnl_run_w(true, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, version, true, beta, C, ldc)) {
         if (t0) prof_add(ta, tb, true, M, N, K, prof_now() - t0);

@@ -12,6 +12,10 @@
  *              bf16 rounding of both inputs (relative 2^-8 of sum |a||b|).
  *              Products with a side under 64 whose B is not a cached weight
  *              run in f32 (the conversion would cost more than it saves).
+ * Decode-sized weight products (gemm_xwt_w with at most GEMV_MAX_M rows) skip
+ * the libraries on every backend but ref: gemv.c streams W once (f32, or the
+ * cached bf16 copy under dnnl_bf16) — they are memory-bound and a library's
+ * per-call set-up cost more than the product.
  * The dnnl backends exist only when hone is built with oneDNN
  * (gemm_backend_available); otherwise selecting one falls back to openblas.
  * An f32 product that oneDNN cannot run (primitive creation failed) also
@@ -75,7 +79,19 @@ const char *gemm_backend_name(gemm_backend b);
 gemm_backend gemm_backend_parse(const char *name);
 bool gemm_backend_available(gemm_backend b);
 
-/* ---- backend internals (gemm_dnnl.c) ---- */
+/* ---- backend internals ---- */
+
+/* gemv.c: y[M,N] (+)= x[M,K] W[N,K]^T for M <= GEMV_MAX_M, W f32 or bf16 (its
+ * bits as uint16_t), all packed. Used by gemm_xwt_w for decode-sized products. */
+enum { GEMV_MAX_M = 4 };
+void gemv_xwt_f32(int M, int N, int K, const float *x, const float *W, float *y, bool acc);
+void gemv_xwt_bf16(int M, int N, int K, const float *x, const uint16_t *W, float *y, bool acc);
+
+/* gemm_dnnl.c: W's cached bf16 copy at version (made if missing or stale), or
+ * NULL without oneDNN or memory. Valid until the cache is cleared or evicts
+ * it (single-threaded callers: the next call may evict). */
+const uint16_t *gemm_dnnl_weight_bf16(const float *W, size_t n, uint64_t version);
+
 
 /* Runs the product through oneDNN; false if oneDNN is not built in or could
  * not create a primitive for the shape (the caller then falls back). */

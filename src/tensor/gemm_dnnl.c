@@ -302,6 +302,13 @@ static const uint16_t *wcache_get_locked(const float *w, size_t n, uint64_t vers
     return e->bf16;
 }
 
+const uint16_t *gemm_dnnl_weight_bf16(const float *w, size_t n, uint64_t version) {
+    pthread_mutex_lock(&g_dnnl.mu);
+    const uint16_t *p = wcache_get_locked(w, n, version);
+    pthread_mutex_unlock(&g_dnnl.mu);
+    return p;
+}
+
 static void wcache_clear_locked(void) {
     for (int i = 0; i < WCACHE; i++) free(g_wc.e[i].bf16);
     memset(&g_wc, 0, sizeof g_wc);
@@ -428,6 +435,10 @@ bool gemm_dnnl_run_w(bool bf16, bool ta, bool tb, int M, int N, int K, float alp
 }
 void gemm_weight_cache_clear(void) {}
 size_t gemm_weight_cache_bytes(void) { return 0; }
+const uint16_t *gemm_dnnl_weight_bf16(const float *w, size_t n, uint64_t version) {
+    (void)w, (void)n, (void)version;
+    return NULL;
+}
 void gemm_round_bf16(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t u;

@@ -9,6 +9,7 @@
  * Also: the bf16 rounding itself, and the versioned bf16 weight cache. */
 #include <math.h>
 #include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "base/rng.h"
@@ -206,8 +207,66 @@ static void check_weight_cache(gemm_backend b) {
     free(x), free(W), free(dy), free(y), free(dx);
 }
 
+/* gemv.c (decode-sized x·Wᵀ): f32 and bf16 weights against the double
+ * reference, with accumulation, odd shapes and tails of every length; the
+ * result does not depend on the thread count; gemm_xwt_w routes M <= 4 there. */
+static void check_gemv_case(int M, int N, int K, bool acc) {
+    float *x = rand_mat((size_t)M * K), *W = rand_mat((size_t)N * K);
+    float *y0 = rand_mat((size_t)M * N), *y = malloc(sizeof(float) * M * N),
+          *y1 = malloc(sizeof(float) * M * N);
+    uint16_t *Wb = malloc(sizeof(uint16_t) * N * K);
+    gemm_round_bf16(Wb, W, (size_t)N * K);
+    for (int bf = 0; bf < 2; bf++) {
+        double tol = bf ? 1.0 / 128 : 1e-5;
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            float *out = threads == 1 ? y1 : y;
+            memcpy(out, y0, sizeof(float) * M * N);
+            if (bf) gemv_xwt_bf16(M, N, K, x, Wb, out, acc);
+            else gemv_xwt_f32(M, N, K, x, W, out, acc);
+        }
+        CHECK(!memcmp(y, y1, sizeof(float) * M * N), "gemv %s M%d N%d K%d: 1 and 2 threads differ",
+              bf ? "bf16" : "f32", M, N, K);
+        double e = 0; /* |y - (acc ? y0 : 0) - x·Wᵀ| / (sum |terms| + |y0|) */
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double s = acc ? y0[m * N + n] : 0, mag = fabs(s);
+                for (int k = 0; k < K; k++) {
+                    s += (double)x[(size_t)m * K + k] * W[(size_t)n * K + k];
+                    mag += fabs((double)x[(size_t)m * K + k] * W[(size_t)n * K + k]);
+                }
+                e = fmax(e, fabs(s - y[m * N + n]) / (mag + 1e-30));
+            }
+        CHECK(e <= tol, "gemv %s M%d N%d K%d acc%d: rel err %.3g", bf ? "bf16" : "f32", M, N, K,
+              acc, e);
+    }
+    free(x), free(W), free(y0), free(y), free(y1), free(Wb);
+}
+
+static void check_gemv(void) {
+    const int Ms[] = {1, 2, 3, 4}, Ns[] = {1, 5, 67, 300}, Ks[] = {1, 15, 33, 100, 768};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 5; c++) check_gemv_case(Ms[a], Ns[b], Ks[c], (a + b + c) & 1);
+    omp_set_num_threads(2);
+    /* the route: gemm_xwt_w with 3 rows on each backend */
+    int M = 3, N = 130, K = 200;
+    float *x = rand_mat((size_t)M * K), *W = rand_mat((size_t)N * K), *y = rand_mat((size_t)M * N);
+    for (int b = 0; b < GEMM_N_BACKENDS; b++) {
+        if (!gemm_backend_available((gemm_backend)b)) continue;
+        gemm_set_backend((gemm_backend)b);
+        gemm_xwt_w(M, N, K, x, W, 3, y, false);
+        double e = rel_err_xwt(x, W, y, M, N, K, false);
+        CHECK(e <= (b == GEMM_DNNL_BF16 ? 1.0 / 128 : 1e-5), "gemm_xwt_w M3 on %s: %.3g",
+              gemm_backend_name((gemm_backend)b), e);
+    }
+    gemm_weight_cache_clear();
+    free(x), free(W), free(y);
+}
+
 int main(void) {
     hn_rng_seed(&g_rng, 1234);
+    check_gemv();
     CHECK(gemm_backend_parse("openblas") == GEMM_OPENBLAS);
     CHECK(gemm_backend_parse("dnnl_bf16") == GEMM_DNNL_BF16);
     CHECK(gemm_backend_parse("nope") == GEMM_N_BACKENDS);

@@ -1,0 +1,172 @@
+/* gemv.c — y (+)= x·Wᵀ for a handful of rows of x (the decode step's
+ * products, M = 1 per sequence). They are memory-bound: each weight byte is
+ * used M times, so what matters is streaming W once at full bandwidth with
+ * little fixed cost per call — a general GEMM library spends more on
+ * dispatch, primitive set-up and packing than the product itself takes at
+ * these sizes (oneDNN ran the 768x768 decode GEMV at ~14 GB/s, this at the
+ * memory's ~25). Rows of W are split between threads in one OpenMP region;
+ * every y element is one thread's fixed-order dot product, so results do not
+ * depend on the thread count. W is f32 or a cached bf16 copy (widened to f32
+ * in registers: x stays f32, so bf16 here rounds only the weights). */
+#include "tensor/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/simd.h"
+
+enum { ROWS = 4 }; /* W rows per register block: 4 streams x up to 4 x rows */
+
+static void gemv_c(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
+                   float *y, bool acc) {
+    #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
+    for (int i = 0; i < N; i++)
+        for (int m = 0; m < M; m++) {
+            const float *xm = x + (size_t)m * K;
+            float s = 0;
+            for (int k = 0; k < K; k++) {
+                float w;
+                if (Wf) w = Wf[(size_t)i * K + k];
+                else {
+                    uint32_t u = (uint32_t)Wb[(size_t)i * K + k] << 16;
+                    memcpy(&w, &u, 4);
+                }
+                s += xm[k] * w;
+            }
+            y[(size_t)m * N + i] = acc ? y[(size_t)m * N + i] + s : s;
+        }
+}
+
+#ifdef HN_HAVE_AVX512
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512 load_w(const float *Wf, const uint16_t *Wb, size_t off,
+                                      __mmask16 mk) {
+    if (Wf) return _mm512_maskz_loadu_ps(mk, Wf + off);
+    __m256i h = _mm256_maskz_loadu_epi16(mk, Wb + off);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Rows i0..i0+nr-1 of W (nr <= ROWS) against the M (<= 4) rows of x. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void
+gemv_block_avx512(int M, int K, int i0, int nr, const float *x, const float *Wf,
+                  const uint16_t *Wb, float *y, int N, bool acc) {
+    __m512 a[4][ROWS];
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) a[m][r] = _mm512_setzero_ps();
+    size_t row[ROWS];
+    for (int r = 0; r < ROWS; r++) row[r] = (size_t)(i0 + (r < nr ? r : nr - 1)) * K;
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 mk = simd_tail16(K - k);
+        __m512 w[ROWS];
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) w[r] = load_w(Wf, Wb, row[r] + k, mk);
+        #pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            if (m >= M) break;
+            __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)m * K + k);
+            #pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++) a[m][r] = _mm512_fmadd_ps(xv, w[r], a[m][r]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) {
+        if (m >= M) break;
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            if (r >= nr) break;
+            float s = _mm512_reduce_add_ps(a[m][r]);
+            float *o = y + (size_t)m * N + i0 + r;
+            *o = acc ? *o + s : s;
+        }
+    }
+}
+
+static void gemv_avx512(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
+                        float *y, bool acc) {
+    int nb = (N + ROWS - 1) / ROWS;
+    #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
+    for (int b = 0; b < nb; b++) {
+        int i0 = b * ROWS, nr = N - i0 < ROWS ? N - i0 : ROWS;
+        gemv_block_avx512(M, K, i0, nr, x, Wf, Wb, y, N, acc);
+    }
+}
+#endif
+
+#ifdef HN_HAVE_AVX512
+/* bf16 weights on a CPU with AVX512_BF16: x is rounded to bf16 once (as the
+ * bf16 GEMM rounds its inputs) and vdpbf16ps takes 32 weights per
+ * instruction with no widening. xb: M rows of K2 = K rounded up to 32, zero
+ * padded, so the loop runs whole pairs. */
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+BF16_TARGET static void gemv_block_dpbf16(int M, int K, int K2, int i0, int nr, const uint16_t *xb,
+                                          const uint16_t *Wb, float *y, int N, bool acc) {
+    __m512 a[4][ROWS];
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++)
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) a[m][r] = _mm512_setzero_ps();
+    const uint16_t *row[ROWS];
+    for (int r = 0; r < ROWS; r++) row[r] = Wb + (size_t)(i0 + (r < nr ? r : nr - 1)) * K;
+    for (int k = 0; k < K2; k += 32) {
+        __mmask32 mk = K - k >= 32 ? ~(__mmask32)0 : (__mmask32)((1u << (K - k)) - 1);
+        __m512bh w[ROWS];
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) w[r] = (__m512bh)_mm512_maskz_loadu_epi16(mk, row[r] + k);
+        #pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            if (m >= M) break;
+            __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + (size_t)m * K2 + k);
+            #pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++) a[m][r] = _mm512_dpbf16_ps(a[m][r], xv, w[r]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) {
+        if (m >= M) break;
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            if (r >= nr) break;
+            float s = _mm512_reduce_add_ps(a[m][r]);
+            float *o = y + (size_t)m * N + i0 + r;
+            *o = acc ? *o + s : s;
+        }
+    }
+}
+
+static bool gemv_dpbf16(int M, int N, int K, const float *x, const uint16_t *Wb, float *y,
+                        bool acc) {
+    int K2 = (K + 31) & ~31;
+    uint16_t *xb = calloc((size_t)M * K2, sizeof *xb);
+    if (!xb) return false;
+    for (int m = 0; m < M; m++) gemm_round_bf16(xb + (size_t)m * K2, x + (size_t)m * K, (size_t)K);
+    int nb = (N + ROWS - 1) / ROWS;
+    #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
+    for (int b = 0; b < nb; b++) {
+        int i0 = b * ROWS, nr = N - i0 < ROWS ? N - i0 : ROWS;
+        gemv_block_dpbf16(M, K, K2, i0, nr, xb, Wb, y, N, acc);
+    }
+    free(xb);
+    return true;
+}
+#endif
+
+static void gemv_run(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
+                     float *y, bool acc) {
+#ifdef HN_HAVE_AVX512
+    if (Wb && __builtin_cpu_supports("avx512bf16") && gemv_dpbf16(M, N, K, x, Wb, y, acc)) return;
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+        gemv_avx512(M, N, K, x, Wf, Wb, y, acc);
+        return;
+    }
+#endif
+    gemv_c(M, N, K, x, Wf, Wb, y, acc);
+}
+
+void gemv_xwt_f32(int M, int N, int K, const float *x, const float *W, float *y, bool acc) {
+    gemv_run(M, N, K, x, W, NULL, y, acc);
+}
+
+void gemv_xwt_bf16(int M, int N, int K, const float *x, const uint16_t *W, float *y, bool acc) {
+    gemv_run(M, N, K, x, NULL, W, y, acc);
+}
