@@ -8,6 +8,7 @@
 #include "tensor/ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/simd.h"
@@ -244,15 +245,103 @@ void xent_forward_backward(float *logits, float *loss, uint8_t *correct, const i
     }
 }
 
+/* ---- AdamW and the gradient norm: one memory-bound pass each ----
+ * Both work in fixed chunks so every element (and every partial sum) is
+ * computed the same way whatever the thread count. */
+
+enum { OPT_CHUNK = 1 << 16 };
+
+typedef struct adamw_k {
+    float decay, b1, b1c, b2, b2c, step, bc2_sqrt, eps, gscale;
+} adamw_k;
+
+static void adamw_chunk_c(float *p, const float *g, float *m, float *v, long n, const adamw_k *k) {
+    for (long i = 0; i < n; i++) {
+        float gi = g[i] * k->gscale;
+        p[i] *= k->decay;
+        m[i] = k->b1 * m[i] + k->b1c * gi;
+        v[i] = k->b2 * v[i] + k->b2c * gi * gi;
+        p[i] -= k->step * m[i] / (sqrtf(v[i]) / k->bc2_sqrt + k->eps);
+    }
+}
+
+#ifdef HN_HAVE_AVX512
+HN_AVX512 static void adamw_chunk_avx512(float *p, const float *g, float *m, float *v, long n,
+                                         const adamw_k *k) {
+    const __m512 decay = _mm512_set1_ps(k->decay), b1 = _mm512_set1_ps(k->b1),
+                 b1c = _mm512_set1_ps(k->b1c), b2 = _mm512_set1_ps(k->b2),
+                 b2c = _mm512_set1_ps(k->b2c), step = _mm512_set1_ps(k->step),
+                 bc2 = _mm512_set1_ps(k->bc2_sqrt), eps = _mm512_set1_ps(k->eps),
+                 gs = _mm512_set1_ps(k->gscale);
+    for (long i = 0; i < n; i += 16) {
+        __mmask16 mk = simd_tail16((int)(n - i < 16 ? n - i : 16));
+        __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + i), gs);
+        __m512 pi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, p + i), decay);
+        __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(mk, m + i)),
+                                  _mm512_mul_ps(b1c, gi));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(mk, v + i)),
+                                  _mm512_mul_ps(_mm512_mul_ps(b2c, gi), gi));
+        __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2), eps);
+        pi = _mm512_sub_ps(pi, _mm512_div_ps(_mm512_mul_ps(step, mi), den));
+        _mm512_mask_storeu_ps(m + i, mk, mi);
+        _mm512_mask_storeu_ps(v + i, mk, vi);
+        _mm512_mask_storeu_ps(p + i, mk, pi);
+    }
+}
+#endif
+
+void adamw_update_scaled(float *p, const float *g, float *m, float *v, long n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, int t,
+                         float gscale) {
+    const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    const adamw_k k = {1.0f - lr * weight_decay, beta1, 1.0f - beta1, beta2, 1.0f - beta2,
+                       lr / bc1, sqrtf(bc2), eps, gscale};
+    const long nc = (n + OPT_CHUNK - 1) / OPT_CHUNK;
+    const int vec = simd_have_avx512();
+    #pragma omp parallel for schedule(static) if (nc > 1)
+    for (long c = 0; c < nc; c++) {
+        long i = c * OPT_CHUNK, len = n - i < OPT_CHUNK ? n - i : OPT_CHUNK;
+#ifdef HN_HAVE_AVX512
+        if (vec) {
+            adamw_chunk_avx512(p + i, g + i, m + i, v + i, len, &k);
+            continue;
+        }
+#endif
+        (void)vec;
+        adamw_chunk_c(p + i, g + i, m + i, v + i, len, &k);
+    }
+}
+
 void adamw_update(float *p, const float *g, float *m, float *v, long n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int t) {
-    const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-    const float step = lr / bc1, bc2_sqrt = sqrtf(bc2);
-    #pragma omp parallel for simd schedule(static) if (n > 1 << 16)
-    for (long i = 0; i < n; i++) {
-        p[i] *= 1.0f - lr * weight_decay;
-        m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
-        p[i] -= step * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    adamw_update_scaled(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, 1.0f);
+}
+
+static double sumsq_chunk(const float *x, long n) {
+    double s[8] = {0};
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += (double)x[i + j] * x[i + j];
+    for (; i < n; i++) s[i & 7] += (double)x[i] * x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+double ops_sum_squares(const float *x, long n) {
+    const long nc = (n + OPT_CHUNK - 1) / OPT_CHUNK;
+    double total = 0;
+    if (nc <= 1) return n > 0 ? sumsq_chunk(x, n) : 0.0;
+    double *part = malloc(sizeof(double) * (size_t)nc);
+    if (!part) { /* no memory for the partials: one serial pass, same chunking */
+        for (long c = 0; c < nc; c++)
+            total += sumsq_chunk(x + c * OPT_CHUNK, n - c * OPT_CHUNK < OPT_CHUNK ? n - c * OPT_CHUNK : OPT_CHUNK);
+        return total;
     }
+    #pragma omp parallel for schedule(static)
+    for (long c = 0; c < nc; c++) {
+        long i = c * OPT_CHUNK;
+        part[c] = sumsq_chunk(x + i, n - i < OPT_CHUNK ? n - i : OPT_CHUNK);
+    }
+    for (long c = 0; c < nc; c++) total += part[c];
+    free(part);
+    return total;
 }

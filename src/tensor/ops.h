@@ -63,5 +63,12 @@ void xent_forward_backward(float *logits, float *loss, uint8_t *correct, const i
 /* AdamW (PyTorch semantics: decoupled decay, bias correction), one flat pass. */
 void adamw_update(float *p, const float *g, float *m, float *v, long n, float lr, float beta1,
                   float beta2, float eps, float weight_decay, int t);
+/* The same with the gradient multiplied by gscale on the fly (gradient
+ * clipping fused into the update: g itself is not written). */
+void adamw_update_scaled(float *p, const float *g, float *m, float *v, long n, float lr,
+                         float beta1, float beta2, float eps, float weight_decay, int t,
+                         float gscale);
+/* sum of x[i]^2 in double, threaded, the same result for any thread count. */
+double ops_sum_squares(const float *x, long n);
 
 #endif

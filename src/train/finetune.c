@@ -309,15 +309,11 @@ static void run_group(trainer *t, ft_seq *const *seq, int n, bool train, llama_l
     }
 }
 
-static double grad_clip(trainer *t) {
-    double ss = 0;
-    for (size_t i = 0; i < t->n_train; i++) ss += (double)t->grads[i] * t->grads[i];
-    double norm = sqrt(ss);
-    if (t->clip_norm > 0 && norm > t->clip_norm) {
-        float sc = (float)(t->clip_norm / (norm + 1e-6));
-        for (size_t i = 0; i < t->n_train; i++) t->grads[i] *= sc;
-    }
-    return norm;
+/* The factor that clips the gradient to clip_norm (1 when it is within);
+ * applied inside the AdamW pass rather than as a pass of its own. */
+static float grad_clip_scale(const trainer *t) {
+    double norm = sqrt(ops_sum_squares(t->grads, (long)t->n_train));
+    return t->clip_norm > 0 && norm > t->clip_norm ? (float)(t->clip_norm / (norm + 1e-6)) : 1.0f;
 }
 
 static double lr_at(const trainer *t, int step) {
@@ -413,9 +409,9 @@ static hn_status train_step(trainer *t, ft_metrics *mt) {
     double t0 = now();
     llama_loss_stats st;
     run_group(t, batch, n, true, &st);
-    grad_clip(t);
-    adamw_update(t->params, t->grads, t->adam_m, t->adam_v, (long)t->n_train,
-                 (float)lr_at(t, t->step), 0.9f, 0.999f, 1e-8f, t->weight_decay, t->step + 1);
+    adamw_update_scaled(t->params, t->grads, t->adam_m, t->adam_v, (long)t->n_train,
+                        (float)lr_at(t, t->step), 0.9f, 0.999f, 1e-8f, t->weight_decay,
+                        t->step + 1, grad_clip_scale(t));
     if (!t->lora) t->m->weights_version++; /* cached bf16 weight copies are stale */
     t->step++;
     t->trained_tokens += tokens;

@@ -1,12 +1,14 @@
 /* test_ops_vec.c — the vectorised and threaded paths of the elementwise and
  * row kernels (SwiGLU, cross-entropy, RMSNorm, RoPE) against straight
  * double-precision loops written here, at sizes big enough to take the
- * parallel paths and with lengths that leave vector tails. test_ops_grad
+ * parallel paths and with lengths that leave vector tails; AdamW (with its
+ * fused gradient scale) and the gradient's sum of squares likewise. test_ops_grad
  * checks the same kernels' gradients by finite differences at small sizes.
  * Tolerances: 1e-5 relative per element (against 1% of the tensor's largest
  * value where values cancel to ~0, and against the largest for RMSNorm's dw,
  * a float sum over rows); loss and probabilities to 1e-6. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,8 +136,52 @@ static void check_rope(int T, int H, int hd) {
     free(pos), free(cs), free(sn), free(x), free(y);
 }
 
+/* AdamW with a fused gradient scale, against PyTorch's formula in double
+ * (two steps, so the bias corrections and moments carry over), and the
+ * threaded sum of squares; 1 and 2 threads give the same bytes. */
+static void check_adamw(long n) {
+    float *p0 = rnd(n, 1.0f), *g = rnd(n, 3.0f), *p = malloc(n * 4), *m = calloc(n, 4),
+          *v = calloc(n, 4), *p1 = malloc(n * 4), *m1 = calloc(n, 4), *v1 = calloc(n, 4);
+    double *rp = malloc(n * 8), *rm = calloc(n, 8), *rv = calloc(n, 8);
+    const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1, gs = 0.37;
+    memcpy(p, p0, n * 4), memcpy(p1, p0, n * 4);
+    for (long i = 0; i < n; i++) rp[i] = p0[i];
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(2);
+        adamw_update_scaled(p, g, m, v, n, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, t,
+                            (float)gs);
+        omp_set_num_threads(1);
+        adamw_update_scaled(p1, g, m1, v1, n, (float)lr, (float)b1, (float)b2, (float)eps,
+                            (float)wd, t, (float)gs);
+        for (long i = 0; i < n; i++) {
+            double gi = g[i] * gs;
+            rp[i] *= 1 - lr * wd;
+            rm[i] = b1 * rm[i] + (1 - b1) * gi;
+            rv[i] = b2 * rv[i] + (1 - b2) * gi * gi;
+            rp[i] -= lr / (1 - pow(b1, t)) * rm[i] / (sqrt(rv[i]) / sqrt(1 - pow(b2, t)) + eps);
+        }
+    }
+    omp_set_num_threads(2);
+    double e = err_rel(p, rp, n, 0.01);
+    CHECK(e < 1e-5, "adamw n=%ld: %.2e", n, e);
+    CHECK(!memcmp(p, p1, n * 4) && !memcmp(m, m1, n * 4) && !memcmp(v, v1, n * 4),
+          "adamw n=%ld: 1 and 2 threads differ", n);
+    double ss = 0;
+    for (long i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    double s2 = ops_sum_squares(g, n);
+    omp_set_num_threads(1);
+    double s1 = ops_sum_squares(g, n);
+    omp_set_num_threads(2);
+    CHECK(fabs(s2 - ss) <= 1e-12 * ss && s1 == s2, "sum of squares n=%ld: %.17g vs %.17g (1 thread %.17g)",
+          n, s2, ss, s1);
+    free(p0), free(g), free(p), free(m), free(v), free(p1), free(m1), free(v1);
+    free(rp), free(rm), free(rv);
+}
+
 int main(void) {
     hn_rng_seed(&rng, 99);
+    check_adamw(37);
+    check_adamw(3L * 65536 + 17);
     check_swiglu(37);
     check_swiglu(1024L * 2048 + 5);
     check_xent(3, 37);
