@@ -33,7 +33,7 @@ static const char *usage =
     "Random-init model; one JSON line per result on stdout, progress on stderr.\n"
     "\n"
     "  --quick             tiny stories260K-like model, small shapes (seconds)\n"
-    "  --model NAME        llama-110m (default) or tiny\n"
+    "  --model NAME        llama-110m (default), gpt2-124m or tiny\n"
     "  --cases LIST        comma list of: train:full:BxT, train:lora:BxT, prefill:BxT,\n"
     "                      decode:N, gemm, attn:BxT (attention kernels alone, one\n"
     "                      layer; default: train:{full,lora}:4x256,\n"
@@ -48,7 +48,7 @@ static const char *usage =
     "Measure with OMP_WAIT_POLICY=PASSIVE (bench/run.sh sets it).\n";
 
 typedef struct bench_opts {
-    const char *model; /* "llama-110m" | "tiny" */
+    const char *model; /* "llama-110m" | "gpt2-124m" | "tiny" */
     int warmup, iters, lora_rank;
     bool recompute; /* train cases: activation recomputation */
     gemm_backend gemm;
@@ -93,6 +93,11 @@ static void bench_config(const char *name, model_config *c) {
     if (!strcmp(name, "tiny")) { /* stories260K's shape */
         c->dim = 64, c->hidden_dim = 172, c->n_layers = 5, c->n_heads = 8, c->n_kv_heads = 4;
         c->vocab_size = 512, c->max_seq_len = 512;
+    } else if (!strcmp(name, "gpt2-124m")) { /* ../shared/bench: GPT-2 small */
+        c->arch = ARCH_GPT2;
+        c->dim = 768, c->hidden_dim = 3072, c->n_layers = 12, c->n_heads = 12,
+        c->n_kv_heads = 12;
+        c->vocab_size = 50257, c->max_seq_len = 1024, c->tied_embeddings = true;
     } else { /* ../shared/bench: Llama-110M */
         c->dim = 768, c->hidden_dim = 2048, c->n_layers = 12, c->n_heads = 12,
         c->n_kv_heads = 12;
@@ -102,7 +107,8 @@ static void bench_config(const char *name, model_config *c) {
     snprintf(c->name, sizeof c->name, "%s", name);
 }
 
-/* Matrices uniform with std 0.02 (as the peer's normal(0, 0.02)), norms 1. */
+/* Matrices uniform with std 0.02 (as the peer's normal(0, 0.02)), norm
+ * weights 1, biases 0. */
 static hn_status bench_model_create(const char *name, hn_model **out, hn_err *err) {
     model_config c;
     bench_config(name, &c);
@@ -115,15 +121,20 @@ static hn_status bench_model_create(const char *name, hn_model **out, hn_err *er
     for (int i = 0; i < m->n_param_tensors; i++) {
         model_param *p = &m->params[i];
         for (size_t j = 0; j < p->numel; j++)
-            p->data[j] = p->n_dims == 1 ? 1.0f : (2.0f * hn_rng_uniform(&rng) - 1.0f) * a;
+            p->data[j] = p->n_dims > 1 ? (2.0f * hn_rng_uniform(&rng) - 1.0f) * a
+                         : strstr(p->name, "bias") ? 0.0f : 1.0f;
     }
     return HN_OK;
 }
 
-/* Parameters that take part in matmuls (all but the input embedding), for
- * the 6N / 4N / 2N FLOP estimates the peer script uses too. */
+/* Parameters that take part in matmuls (all but the input embedding — which
+ * a tied model uses as its output head — and learned positions), for the
+ * 6N / 4N / 2N FLOP estimates the peer script uses too. */
 static double matmul_params(const hn_model *m) {
-    return (double)m->n_params - (double)m->cfg.vocab_size * m->cfg.dim;
+    double n = (double)m->n_params;
+    if (!m->cfg.tied_embeddings) n -= (double)m->cfg.vocab_size * m->cfg.dim;
+    if (m->w.pos_emb) n -= (double)m->cfg.max_seq_len * m->cfg.dim;
+    return n;
 }
 
 static void print_common(const hn_model *m) {
@@ -517,8 +528,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (bad) return 2;
     if (quick && !strcmp(o.model, "llama-110m")) o.model = "tiny";
-    if (strcmp(o.model, "tiny") && strcmp(o.model, "llama-110m")) {
-        fprintf(stderr, "hone bench: unknown model '%s' (llama-110m or tiny)\n", o.model);
+    if (strcmp(o.model, "tiny") && strcmp(o.model, "llama-110m") && strcmp(o.model, "gpt2-124m")) {
+        fprintf(stderr, "hone bench: unknown model '%s' (llama-110m, gpt2-124m or tiny)\n",
+                o.model);
         return 2;
     }
     if (o.warmup < 0 || o.iters < 1 || o.warmup + o.iters > 64 || o.lora_rank < 1) {

@@ -254,11 +254,9 @@ static void dropout_apply(const linear *L, float *out, const float *src, int N, 
 }
 
 static void linear_forward(const linear *L, float *y, const float *x, int N, bool acc) {
-    if (L->conv)
-        gemm_f32(false, false, N, L->out, L->in, 1.0f, x, L->in, L->W, L->out, acc ? 1.0f : 0.0f,
-                 y, L->out);
-    else
-        gemm_xwt_w(N, L->out, L->in, x, L->W, L->wver, y, acc);
+    /* a Conv1D weight is (in, out): y = x W, the shape gemm_xw_w computes */
+    if (L->conv) gemm_xw_w(N, L->in, L->out, x, L->W, L->wver, y, acc);
+    else gemm_xwt_w(N, L->out, L->in, x, L->W, L->wver, y, acc);
     if (L->b) bias_forward(y, L->b, N, L->out);
     if (!L->lp || !L->lp->A) return;
     int r = L->lo->rank;
@@ -279,7 +277,7 @@ static void linear_backward(const linear *L, float *dx, float *dW, float *db, co
     if (dW && L->conv) gemm_f32(true, false, in, out, N, 1.0f, x, in, dy, out, 1.0f, dW, out);
     else if (dW) gemm_dw(N, out, in, dy, x, dW, true);
     if (db) bias_backward(db, dy, N, out);
-    if (L->conv) gemm_f32(false, true, N, in, out, 1.0f, dy, out, L->W, out, 1.0f, dx, in);
+    if (L->conv) gemm_xwt_w(N, in, out, dy, L->W, L->wver, dx, true);
     else gemm_xw_w(N, out, in, dy, L->W, L->wver, dx, true);
     if (!L->lp || !L->lp->A) return;
     int r = L->lo->rank;

@@ -169,8 +169,9 @@ static void gemm_f32_run(bool ta, bool tb, int M, int N, int K, float alpha, con
  * reference backend stays the plain oracle. */
 static bool gemv_wanted(bool ta, bool tb, int M, int N, int K, int lda, int ldb, int ldc,
                         float beta) {
-    return !ta && tb && M > 0 && M <= GEMV_MAX_M && N > 0 && K > 0 && lda == K && ldb == K &&
-           ldc == N && (beta == 0.0f || beta == 1.0f) && gemm_get_backend() != GEMM_REF;
+    return !ta && M > 0 && M <= GEMV_MAX_M && N > 0 && K > 0 && lda == K &&
+           ldb == (tb ? K : N) && ldc == N && (beta == 0.0f || beta == 1.0f) &&
+           gemm_get_backend() != GEMM_REF;
 }
 
 /* gemm_f32 with B a versioned weight (cached as bf16 by dnnl_bf16). */
@@ -179,10 +180,15 @@ static void gemm_f32_w(bool ta, bool tb, int M, int N, int K, const float *A, in
     double t0 = prof_on() ? prof_now() : 0;
     if (gemv_wanted(ta, tb, M, N, K, lda, ldb, ldc, beta)) {
         const uint16_t *wb = NULL;
-        if (gemm_get_backend() == GEMM_DNNL_BF16 &&
-            (wb = gemm_dnnl_weight_bf16(B, (size_t)N * K, version)))
-            gemv_xwt_bf16(M, N, K, A, wb, C, beta != 0.0f);
-        else gemv_xwt_f32(M, N, K, A, B, C, beta != 0.0f);
+        if (gemm_get_backend() == GEMM_DNNL_BF16)
+            wb = gemm_dnnl_weight_bf16(B, (size_t)N * K, version);
+        if (tb) {
+            if (wb) gemv_xwt_bf16(M, N, K, A, wb, C, beta != 0.0f);
+            else gemv_xwt_f32(M, N, K, A, B, C, beta != 0.0f);
+        } else {
+            if (wb) gemv_xw_bf16(M, N, K, A, wb, C, beta != 0.0f);
+            else gemv_xw_f32(M, N, K, A, B, C, beta != 0.0f);
+        }
         if (t0) prof_add(ta, tb, true, M, N, K, prof_now() - t0);
         return;
     }

@@ -86,6 +86,9 @@ bool gemm_backend_available(gemm_backend b);
 enum { GEMV_MAX_M = 4 };
 void gemv_xwt_f32(int M, int N, int K, const float *x, const float *W, float *y, bool acc);
 void gemv_xwt_bf16(int M, int N, int K, const float *x, const uint16_t *W, float *y, bool acc);
+/* y[M,N] (+)= x[M,K] W[K,N] (W stored in, out: GPT-2's Conv1D). */
+void gemv_xw_f32(int M, int N, int K, const float *x, const float *W, float *y, bool acc);
+void gemv_xw_bf16(int M, int N, int K, const float *x, const uint16_t *W, float *y, bool acc);
 
 /* gemm_dnnl.c: W's cached bf16 copy at version (made if missing or stale), or
  * NULL without oneDNN or memory. Valid until the cache is cleared or evicts

@@ -151,6 +151,96 @@ static bool gemv_dpbf16(int M, int N, int K, const float *x, const uint16_t *Wb,
 }
 #endif
 
+/* ---- y (+)= x·W with W stored (K, N): GPT-2's Conv1D layout ----
+ * Threads own blocks of XW_COLS columns and walk down the rows of W: each
+ * row segment is contiguous and every y element is one thread's sum in k
+ * order. */
+enum { XW_COLS = 64 };
+
+static void gemv_xw_c(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
+                      float *y, bool acc) {
+    #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
+    for (int j0 = 0; j0 < N; j0 += XW_COLS) {
+        int j1 = j0 + XW_COLS < N ? j0 + XW_COLS : N;
+        for (int m = 0; m < M; m++) {
+            float s[XW_COLS] = {0};
+            for (int k = 0; k < K; k++) {
+                float a = x[(size_t)m * K + k];
+                for (int j = j0; j < j1; j++) {
+                    float w;
+                    if (Wf) w = Wf[(size_t)k * N + j];
+                    else {
+                        uint32_t u = (uint32_t)Wb[(size_t)k * N + j] << 16;
+                        memcpy(&w, &u, 4);
+                    }
+                    s[j - j0] += a * w;
+                }
+            }
+            for (int j = j0; j < j1; j++)
+                y[(size_t)m * N + j] = acc ? y[(size_t)m * N + j] + s[j - j0] : s[j - j0];
+        }
+    }
+}
+
+#ifdef HN_HAVE_AVX512
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void
+gemv_xw_block_avx512(int M, int N, int K, int j0, const float *x, const float *Wf,
+                     const uint16_t *Wb, float *y, bool acc) {
+    __mmask16 mk[4];
+    for (int q = 0; q < 4; q++) mk[q] = simd_tail16(N - j0 - 16 * q);
+    __m512 a[4][4];
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++)
+        #pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) a[m][q] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        size_t off = (size_t)k * N + j0;
+        __m512 w[4];
+        #pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) w[q] = load_w(Wf, Wb, off + 16 * q, mk[q]);
+        #pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            if (m >= M) break;
+            __m512 xv = _mm512_set1_ps(x[(size_t)m * K + k]);
+            #pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) a[m][q] = _mm512_fmadd_ps(xv, w[q], a[m][q]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) {
+        if (m >= M) break;
+        float *o = y + (size_t)m * N + j0;
+        #pragma GCC unroll 4
+        for (int q = 0; q < 4; q++) {
+            __m512 v = acc ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk[q], o + 16 * q), a[m][q])
+                           : a[m][q];
+            _mm512_mask_storeu_ps(o + 16 * q, mk[q], v);
+        }
+    }
+}
+#endif
+
+static void gemv_xw_run(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
+                        float *y, bool acc) {
+#ifdef HN_HAVE_AVX512
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+        #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
+        for (int j0 = 0; j0 < N; j0 += XW_COLS)
+            gemv_xw_block_avx512(M, N, K, j0, x, Wf, Wb, y, acc);
+        return;
+    }
+#endif
+    gemv_xw_c(M, N, K, x, Wf, Wb, y, acc);
+}
+
+void gemv_xw_f32(int M, int N, int K, const float *x, const float *W, float *y, bool acc) {
+    gemv_xw_run(M, N, K, x, W, NULL, y, acc);
+}
+
+void gemv_xw_bf16(int M, int N, int K, const float *x, const uint16_t *W, float *y, bool acc) {
+    gemv_xw_run(M, N, K, x, NULL, W, y, acc);
+}
+
 static void gemv_run(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
                      float *y, bool acc) {
 #ifdef HN_HAVE_AVX512

@@ -216,30 +216,36 @@ static void check_gemv_case(int M, int N, int K, bool acc) {
           *y1 = malloc(sizeof(float) * M * N);
     uint16_t *Wb = malloc(sizeof(uint16_t) * N * K);
     gemm_round_bf16(Wb, W, (size_t)N * K);
-    for (int bf = 0; bf < 2; bf++) {
-        double tol = bf ? 1.0 / 128 : 1e-5;
-        for (int threads = 1; threads <= 2; threads++) {
-            omp_set_num_threads(threads);
-            float *out = threads == 1 ? y1 : y;
-            memcpy(out, y0, sizeof(float) * M * N);
-            if (bf) gemv_xwt_bf16(M, N, K, x, Wb, out, acc);
-            else gemv_xwt_f32(M, N, K, x, W, out, acc);
-        }
-        CHECK(!memcmp(y, y1, sizeof(float) * M * N), "gemv %s M%d N%d K%d: 1 and 2 threads differ",
-              bf ? "bf16" : "f32", M, N, K);
-        double e = 0; /* |y - (acc ? y0 : 0) - x·Wᵀ| / (sum |terms| + |y0|) */
-        for (int m = 0; m < M; m++)
-            for (int n = 0; n < N; n++) {
-                double s = acc ? y0[m * N + n] : 0, mag = fabs(s);
-                for (int k = 0; k < K; k++) {
-                    s += (double)x[(size_t)m * K + k] * W[(size_t)n * K + k];
-                    mag += fabs((double)x[(size_t)m * K + k] * W[(size_t)n * K + k]);
-                }
-                e = fmax(e, fabs(s - y[m * N + n]) / (mag + 1e-30));
+    /* layout 0: W is (N, K), y = x·Wᵀ; layout 1: W is (K, N), y = x·W */
+    for (int lay = 0; lay < 2; lay++)
+        for (int bf = 0; bf < 2; bf++) {
+            double tol = bf ? 1.0 / 128 : 1e-5;
+            for (int threads = 1; threads <= 2; threads++) {
+                omp_set_num_threads(threads);
+                float *out = threads == 1 ? y1 : y;
+                memcpy(out, y0, sizeof(float) * M * N);
+                if (lay == 0 && bf) gemv_xwt_bf16(M, N, K, x, Wb, out, acc);
+                else if (lay == 0) gemv_xwt_f32(M, N, K, x, W, out, acc);
+                else if (bf) gemv_xw_bf16(M, N, K, x, Wb, out, acc);
+                else gemv_xw_f32(M, N, K, x, W, out, acc);
             }
-        CHECK(e <= tol, "gemv %s M%d N%d K%d acc%d: rel err %.3g", bf ? "bf16" : "f32", M, N, K,
-              acc, e);
-    }
+            CHECK(!memcmp(y, y1, sizeof(float) * M * N),
+                  "gemv %s layout %d M%d N%d K%d: 1 and 2 threads differ", bf ? "bf16" : "f32",
+                  lay, M, N, K);
+            double e = 0; /* |y - (acc ? y0 : 0) - x·W(ᵀ)| / (sum |terms| + |y0|) */
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    double s = acc ? y0[m * N + n] : 0, mag = fabs(s);
+                    for (int k = 0; k < K; k++) {
+                        double w = lay ? W[(size_t)k * N + n] : W[(size_t)n * K + k];
+                        s += (double)x[(size_t)m * K + k] * w;
+                        mag += fabs((double)x[(size_t)m * K + k] * w);
+                    }
+                    e = fmax(e, fabs(s - y[m * N + n]) / (mag + 1e-30));
+                }
+            CHECK(e <= tol, "gemv %s layout %d M%d N%d K%d acc%d: rel err %.3g",
+                  bf ? "bf16" : "f32", lay, M, N, K, acc, e);
+        }
     free(x), free(W), free(y0), free(y), free(y1), free(Wb);
 }
 
@@ -258,6 +264,11 @@ static void check_gemv(void) {
         gemm_xwt_w(M, N, K, x, W, 3, y, false);
         double e = rel_err_xwt(x, W, y, M, N, K, false);
         CHECK(e <= (b == GEMM_DNNL_BF16 ? 1.0 / 128 : 1e-5), "gemm_xwt_w M3 on %s: %.3g",
+              gemm_backend_name((gemm_backend)b), e);
+        /* gemm_xw_w, the layout of GPT-2's Conv1D forward */
+        gemm_xw_w(M, N, K, y, W, 3, x, false); /* x[M,K] = y[M,N] W[N,K] */
+        e = rel_err_xwt(y, W, x, M, N, K, true);
+        CHECK(e <= (b == GEMM_DNNL_BF16 ? 1.0 / 128 : 1e-5), "gemm_xw_w M3 on %s: %.3g",
               gemm_backend_name((gemm_backend)b), e);
     }
     gemm_weight_cache_clear();

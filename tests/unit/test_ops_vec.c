@@ -2,7 +2,8 @@
  * row kernels (SwiGLU, cross-entropy, RMSNorm, RoPE) against straight
  * double-precision loops written here, at sizes big enough to take the
  * parallel paths and with lengths that leave vector tails; AdamW (with its
- * fused gradient scale) and the gradient's sum of squares likewise. test_ops_grad
+ * fused gradient scale) and the gradient's sum of squares likewise; GPT-2's
+ * GELU, LayerNorm and bias kernels. test_ops_grad
  * checks the same kernels' gradients by finite differences at small sizes.
  * Tolerances: 1e-5 relative per element (against 1% of the tensor's largest
  * value where values cancel to ~0, and against the largest for RMSNorm's dw,
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "tensor/norm_act.h"
 #include "tensor/ops.h"
 #include "test.h"
 
@@ -120,6 +122,70 @@ static void check_rmsnorm(int T, int C) {
         free(rdw);
 }
 
+/* GELU-tanh forward/backward (GPT-2) against double tanh. */
+static void check_gelu(long n) {
+    float *u = rnd(n, 6.0f), *dh = rnd(n, 1.0f), *h = malloc(n * 4), *du = malloc(n * 4);
+    double *rh = malloc(n * 8), *rdu = malloc(n * 8);
+    const double k = sqrt(2.0 / M_PI);
+    for (long i = 0; i < n; i++) {
+        double x = u[i], th = tanh(k * (x + 0.044715 * x * x * x));
+        rh[i] = 0.5 * x * (1 + th);
+        rdu[i] = dh[i] * (0.5 * (1 + th) + 0.5 * x * k * (1 + 3 * 0.044715 * x * x) * (1 - th * th));
+    }
+    gelu_forward(h, u, n);
+    gelu_backward(du, dh, u, n);
+    double e1 = err_rel(h, rh, n, 0.01), e2 = err_rel(du, rdu, n, 0.01);
+    /* du: 1 - th^2 cancels where tanh saturates; the libm tanhf loop in
+     * float has the same 4.8e-5 here */
+    CHECK(e1 < 1e-5 && e2 < 1e-4, "gelu n=%ld: h %.2e du %.2e", n, e1, e2);
+    free(u), free(dh), free(h), free(du), free(rh), free(rdu);
+}
+
+/* LayerNorm forward/backward and the bias kernels (GPT-2) against double loops. */
+static void check_layernorm(int T, int C) {
+    size_t n = (size_t)T * C;
+    float *x = rnd(n, 3.0f), *w = rnd(C, 1.5f), *b = rnd(C, 0.5f), *dout = rnd(n, 1.0f);
+    float *out = malloc(n * 4), *mean = malloc(T * 4), *rstd = malloc(T * 4);
+    float *dx = calloc(n, 4), *dw = calloc(C, 4), *db = calloc(C, 4), *db2 = calloc(C, 4);
+    double *rout = malloc(n * 8), *rdx = malloc(n * 8), *rdw = calloc(C, 8), *rdb = calloc(C, 8);
+    for (size_t i = 0; i < n; i++) x[i] += 2.0f; /* a large mean, as residual streams have */
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * C, *g = dout + (size_t)t * C;
+        double mu = 0, var = 0, s1 = 0, s2 = 0;
+        for (int i = 0; i < C; i++) mu += xt[i];
+        mu /= C;
+        for (int i = 0; i < C; i++) var += (xt[i] - mu) * (xt[i] - mu);
+        double r = 1.0 / sqrt(var / C + 1e-5);
+        for (int i = 0; i < C; i++) {
+            double xh = (xt[i] - mu) * r;
+            rout[(size_t)t * C + i] = xh * w[i] + b[i];
+            s1 += (double)g[i] * w[i];
+            s2 += (double)g[i] * w[i] * xh;
+            rdw[i] += g[i] * xh;
+            rdb[i] += g[i];
+        }
+        for (int i = 0; i < C; i++) {
+            double xh = (xt[i] - mu) * r;
+            rdx[(size_t)t * C + i] = r * (g[i] * w[i] - s1 / C - xh * s2 / C);
+        }
+    }
+    layernorm_forward(out, mean, rstd, x, w, b, T, C, 1e-5f);
+    layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, T, C);
+    bias_backward(db2, dout, T, C);
+    double e1 = err_rel(out, rout, n, 0.01), e2 = err_rel(dx, rdx, n, 0.01),
+           e3 = err_rel(dw, rdw, C, 1.0), e4 = err_rel(db, rdb, C, 1.0), e5 = err_rel(db2, rdb, C, 1.0);
+    CHECK(e1 < 1e-5 && e2 < 1e-4 && e3 < 1e-5 && e4 < 1e-5 && e5 < 1e-5,
+          "layernorm T=%d C=%d: out %.2e dx %.2e dw %.2e db %.2e bias_backward %.2e", T, C, e1, e2,
+          e3, e4, e5);
+    memcpy(out, dout, n * 4);
+    bias_forward(out, b, T, C);
+    double e6 = 0;
+    for (size_t i = 0; i < n; i++) e6 = fmax(e6, fabs(out[i] - (dout[i] + b[i % C])));
+    CHECK(e6 == 0, "bias_forward T=%d C=%d: %.2e", T, C, e6);
+    free(x), free(w), free(b), free(dout), free(out), free(mean), free(rstd), free(dx), free(dw);
+    free(db), free(db2), free(rout), free(rdx), free(rdw), free(rdb);
+}
+
 static void check_rope(int T, int H, int hd) {
     size_t n = (size_t)T * H * hd;
     int32_t *pos = malloc(T * 4);
@@ -189,5 +255,9 @@ int main(void) {
     check_rmsnorm(3, 20);
     check_rmsnorm(1024, 768);
     check_rope(1024, 12, 64);
+    check_gelu(37);
+    check_gelu(1024L * 3072 + 3);
+    check_layernorm(3, 20);
+    check_layernorm(1024, 768);
     return test_finish("test_ops_vec");
 }
