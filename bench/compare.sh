@@ -9,6 +9,7 @@
 #
 #   bench/compare.sh
 #   GEMMS="dnnl" CASES="train:lora:4x256" ITERS=3 bench/compare.sh
+#   MODEL=gpt2 bench/compare.sh           # GPT-2-124M instead of Llama-110M
 #
 # Needs Debian's python3-torch (apt-get install -y python3-torch), run with
 # /usr/bin/python3. Raw JSON lines are kept in $OUTDIR (default
@@ -29,6 +30,12 @@ GEMMS=${GEMMS:-"openblas dnnl dnnl_bf16"}
 CASES=${CASES:-"train:lora:4x256 train:full:4x256 prefill:1x512 decode:128"}
 DTYPES=${DTYPES:-"fp32 bf16"}
 ITERS=${ITERS:-3}
+MODEL=${MODEL:-llama}   # the peer's --model: llama (hone llama-110m) or gpt2 (hone gpt2-124m)
+case $MODEL in
+  llama) hone_model=llama-110m ;;
+  gpt2) hone_model=gpt2-124m ;;
+  *) echo "compare.sh: MODEL is llama or gpt2" >&2; exit 2 ;;
+esac
 WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-$(nproc)}
 OUTDIR=${OUTDIR:-$here/bench/results/compare-$(date -u +%Y%m%dT%H%M%S)}
@@ -41,7 +48,7 @@ for c in $CASES; do
   IFS=: read -r kind a b <<<"$c"
   for g in $GEMMS; do
     echo "== hone $c gemm=$g" >&2
-    "$hone" bench --gemm "$g" --cases "$c" --iters "$ITERS" --warmup "$WARMUP" \
+    "$hone" bench --model "$hone_model" --gemm "$g" --cases "$c" --iters "$ITERS" --warmup "$WARMUP" \
       >>"$OUTDIR/hone.jsonl" 2>>"$OUTDIR/hone.log" || echo "   (failed, see $OUTDIR/hone.log)" >&2
     tail -n 1 "$OUTDIR/hone.jsonl" >&2
   done
@@ -54,7 +61,7 @@ for c in $CASES; do
   for d in $DTYPES; do
     echo "== torch $c $d" >&2
     /usr/bin/time -f "%M" -o "$OUTDIR/rss.tmp" \
-      "$py" "$peer" --model llama "${args[@]}" --dtype "$d" --threads "$THREADS" \
+      "$py" "$peer" --model "$MODEL" "${args[@]}" --dtype "$d" --threads "$THREADS" \
       --iters "$ITERS" --warmup 2 >"$OUTDIR/torch.tmp" 2>>"$OUTDIR/torch.log" || true
     line=$(grep '^JSON ' "$OUTDIR/torch.tmp" | sed 's/^JSON //') || true
     if [ -n "$line" ]; then
@@ -88,7 +95,7 @@ gemms = sorted({r['gemm'] for r in hone}, key=lambda g: ['ref', 'openblas', 'dnn
 dts = [d for d in ('fp32', 'bf16') if any(r['dtype'] == d for r in torch)]
 hdr = ['case'] + ['hone %s' % g for g in gemms] + ['torch %s' % d for d in dts] + \
       ['hone best / torch best', 'peak RSS MB hone / torch']
-print('\n' + machine + ', tokens/s (median), OMP_WAIT_POLICY=PASSIVE\n')
+print('\n' + machine + ', ' + (hone[0]['model'] if hone else '') + ', tokens/s (median), OMP_WAIT_POLICY=PASSIVE\n')
 print('| ' + ' | '.join(hdr) + ' |')
 print('|' + '---|' * len(hdr))
 for c in cases:
