@@ -13,7 +13,7 @@
 #include "tensor/gemm.h"
 #include "train/estimate_internal.h"
 
-#define EST_CACHE_VERSION 1
+#define EST_CACHE_VERSION 2 /* 2: wide models measured with the auto precision (bf16) */
 #define EST_CACHE_MAX 200 /* entries kept; the oldest go first */
 
 bool ft_estimate_cache_path(char *out, size_t cap) {
