@@ -15,6 +15,10 @@
 
 #include "tensor/simd.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 enum { ROWS = 4 }; /* W rows per register block: 4 streams x up to 4 x rows */
 
 static void gemv_c(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
@@ -152,69 +156,47 @@ static bool gemv_dpbf16(int M, int N, int K, const float *x, const uint16_t *Wb,
 #endif
 
 /* ---- y (+)= x·W with W stored (K, N): GPT-2's Conv1D layout ----
- * Threads own blocks of XW_COLS columns and walk down the rows of W: each
- * row segment is contiguous and every y element is one thread's sum in k
- * order. */
-enum { XW_COLS = 64 };
+ * Each thread owns a contiguous range of columns and walks the rows of W once
+ * (k outer), accumulating a sub-block of up to XW_COLS columns in an L1-sized
+ * buffer: every row segment it reads is contiguous, and every y element is a
+ * sum in k order, so results do not depend on the thread count. (Walking all
+ * rows once per 64-column block instead read W in 256-byte pieces with a
+ * row-sized stride and ran at half the bandwidth.) */
+enum { XW_COLS = 512 };
 
-static void gemv_xw_c(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
-                      float *y, bool acc) {
-    #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
-    for (int j0 = 0; j0 < N; j0 += XW_COLS) {
-        int j1 = j0 + XW_COLS < N ? j0 + XW_COLS : N;
+static void gemv_xw_c(int M, int N, int K, int j0, int j1, const float *x, const float *Wf,
+                      const uint16_t *Wb, float *acc_buf) {
+    int n = j1 - j0;
+    for (int k = 0; k < K; k++)
         for (int m = 0; m < M; m++) {
-            float s[XW_COLS] = {0};
-            for (int k = 0; k < K; k++) {
-                float a = x[(size_t)m * K + k];
-                for (int j = j0; j < j1; j++) {
-                    float w;
-                    if (Wf) w = Wf[(size_t)k * N + j];
-                    else {
-                        uint32_t u = (uint32_t)Wb[(size_t)k * N + j] << 16;
-                        memcpy(&w, &u, 4);
-                    }
-                    s[j - j0] += a * w;
+            float a = x[(size_t)m * K + k], *s = acc_buf + (size_t)m * XW_COLS;
+            for (int j = 0; j < n; j++) {
+                float w;
+                if (Wf) w = Wf[(size_t)k * N + j0 + j];
+                else {
+                    uint32_t u = (uint32_t)Wb[(size_t)k * N + j0 + j] << 16;
+                    memcpy(&w, &u, 4);
                 }
+                s[j] += a * w;
             }
-            for (int j = j0; j < j1; j++)
-                y[(size_t)m * N + j] = acc ? y[(size_t)m * N + j] + s[j - j0] : s[j - j0];
         }
-    }
 }
 
 #ifdef HN_HAVE_AVX512
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void
-gemv_xw_block_avx512(int M, int N, int K, int j0, const float *x, const float *Wf,
-                     const uint16_t *Wb, float *y, bool acc) {
-    __mmask16 mk[4];
-    for (int q = 0; q < 4; q++) mk[q] = simd_tail16(N - j0 - 16 * q);
-    __m512 a[4][4];
-    #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++)
-        #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) a[m][q] = _mm512_setzero_ps();
+gemv_xw_avx512(int M, int N, int K, int j0, int j1, const float *x, const float *Wf,
+               const uint16_t *Wb, float *acc_buf) {
+    int n = j1 - j0;
     for (int k = 0; k < K; k++) {
-        size_t off = (size_t)k * N + j0;
-        __m512 w[4];
-        #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) w[q] = load_w(Wf, Wb, off + 16 * q, mk[q]);
-        #pragma GCC unroll 4
-        for (int m = 0; m < 4; m++) {
-            if (m >= M) break;
-            __m512 xv = _mm512_set1_ps(x[(size_t)m * K + k]);
-            #pragma GCC unroll 4
-            for (int q = 0; q < 4; q++) a[m][q] = _mm512_fmadd_ps(xv, w[q], a[m][q]);
-        }
-    }
-    #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) {
-        if (m >= M) break;
-        float *o = y + (size_t)m * N + j0;
-        #pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            __m512 v = acc ? _mm512_add_ps(_mm512_maskz_loadu_ps(mk[q], o + 16 * q), a[m][q])
-                           : a[m][q];
-            _mm512_mask_storeu_ps(o + 16 * q, mk[q], v);
+        size_t row = (size_t)k * N + j0;
+        for (int j = 0; j < n; j += 16) {
+            __mmask16 mk = simd_tail16(n - j);
+            __m512 w = load_w(Wf, Wb, row + j, mk);
+            for (int m = 0; m < M; m++) {
+                float *s = acc_buf + (size_t)m * XW_COLS + j;
+                __m512 xv = _mm512_set1_ps(x[(size_t)m * K + k]);
+                _mm512_mask_storeu_ps(s, mk, _mm512_fmadd_ps(xv, w, _mm512_maskz_loadu_ps(mk, s)));
+            }
         }
     }
 }
@@ -223,14 +205,32 @@ gemv_xw_block_avx512(int M, int N, int K, int j0, const float *x, const float *W
 static void gemv_xw_run(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
                         float *y, bool acc) {
 #ifdef HN_HAVE_AVX512
-    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
-        #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
-        for (int j0 = 0; j0 < N; j0 += XW_COLS)
-            gemv_xw_block_avx512(M, N, K, j0, x, Wf, Wb, y, acc);
-        return;
-    }
+    const bool vec = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 #endif
-    gemv_xw_c(M, N, K, x, Wf, Wb, y, acc);
+    #pragma omp parallel if ((long)N * K >= 1L << 16)
+    {
+        int nth = 1, id = 0;
+#ifdef _OPENMP
+        nth = omp_get_num_threads(), id = omp_get_thread_num();
+#endif
+        int per = ((N + nth - 1) / nth + 15) & ~15; /* columns per thread, whole vectors */
+        int c0 = id * per, c1 = c0 + per < N ? c0 + per : N;
+        float buf[4 * XW_COLS];
+        for (int j0 = c0; j0 < c1; j0 += XW_COLS) {
+            int j1 = j0 + XW_COLS < c1 ? j0 + XW_COLS : c1;
+            memset(buf, 0, sizeof buf);
+#ifdef HN_HAVE_AVX512
+            if (vec) gemv_xw_avx512(M, N, K, j0, j1, x, Wf, Wb, buf);
+            else
+#endif
+                gemv_xw_c(M, N, K, j0, j1, x, Wf, Wb, buf);
+            for (int m = 0; m < M; m++)
+                for (int j = j0; j < j1; j++) {
+                    float *o = y + (size_t)m * N + j;
+                    *o = acc ? *o + buf[(size_t)m * XW_COLS + j - j0] : buf[(size_t)m * XW_COLS + j - j0];
+                }
+        }
+    }
 }
 
 void gemv_xw_f32(int M, int N, int K, const float *x, const float *W, float *y, bool acc) {
