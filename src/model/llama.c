@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "tensor/gemm.h"
 #include "tensor/norm_act.h"
 #include "tensor/ops.h"
@@ -134,7 +135,7 @@ hn_status llama_acts_create_ex(const hn_model *m, int B, int T, int lora_rank, b
     a->layers = calloc((size_t)m->cfg.n_layers, sizeof *a->layers);
     plan p = {0, NULL};
     if (a->layers) plan_acts(m, a, &p);
-    a->slab = a->layers ? aligned_alloc(64, p.n * sizeof(float)) : NULL;
+    a->slab = a->layers ? hn_alloc_huge(p.n * sizeof(float)) : NULL;
     if (!a->slab) {
         free(a->layers);
         free(a);
@@ -777,7 +778,7 @@ hn_status model_state_create(const hn_model *m, int max_seq, model_state **out, 
     s->max_seq = max_seq;
     plan p = {0, NULL};
     plan_state(m, s, &p);
-    s->slab = aligned_alloc(64, p.n * sizeof(float));
+    s->slab = hn_alloc_huge(p.n * sizeof(float));
     if (!s->slab) {
         free(s);
         return hn_errf(err, HN_ENOMEM, "out of memory for a %d-token KV cache", max_seq);

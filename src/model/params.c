@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
 #include "model/model.h"
 
 const char *model_arch_name(model_arch a) {
@@ -116,7 +117,7 @@ hn_status model_build_params(hn_model *m, hn_err *err) {
     add_all(m);
     size_t total = 0;
     for (int i = 0; i < m->n_param_tensors; i++) total += m->params[i].numel;
-    m->slab = malloc(total * sizeof(float));
+    m->slab = hn_alloc_huge(total * sizeof(float));
     if (!m->slab) return hn_errf(err, HN_ENOMEM, "out of memory for %zu parameters", total);
     m->n_params = total;
     float *p = m->slab;

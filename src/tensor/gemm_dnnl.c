@@ -28,6 +28,8 @@
 #ifdef HONE_HAVE_DNNL
 
 #include <oneapi/dnnl/dnnl.h>
+
+#include "base/mem.h"
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -254,16 +256,20 @@ enum { WCACHE = 512, WPRINT = 16 };
 
 typedef struct wentry {
     const float *w;
-    size_t n;
+    size_t n, cap; /* elements: in use, and the buffer's room (kept on eviction) */
     uint64_t version;
     float print[WPRINT];
     uint16_t *bf16;
 } wentry;
 
+/* Copies live in an arena of huge-page chunks (base/mem.h): a decode step
+ * streams every copy once, and through 4 KB pages TLB misses limited it. */
 static struct {
     wentry e[WCACHE];
     int next_evict;
+    int hint; /* the entry after the last hit: products come in the same order */
     size_t bytes;
+    hn_arena arena;
 } g_wc;
 
 static void fingerprint(float *out, const float *w, size_t n) {
@@ -276,22 +282,26 @@ static const uint16_t *wcache_get_locked(const float *w, size_t n, uint64_t vers
     float print[WPRINT];
     fingerprint(print, w, n);
     wentry *e = NULL, *free_e = NULL;
-    for (int i = 0; i < WCACHE && !e; i++) {
+    for (int k = 0; k < WCACHE && !e; k++) {
+        int i = (g_wc.hint + k) % WCACHE;
         if (g_wc.e[i].w == w && g_wc.e[i].n == n) e = &g_wc.e[i];
         else if (!g_wc.e[i].w && !free_e) free_e = &g_wc.e[i];
     }
+    if (e) g_wc.hint = (int)(e - g_wc.e + 1) % WCACHE;
     if (e && e->version == version && !memcmp(e->print, print, sizeof print)) return e->bf16;
     if (!e) {
         e = free_e;
-        if (!e) { /* full: evict round-robin */
+        if (!e) { /* full: evict round-robin; its buffer is reused if big enough */
             e = &g_wc.e[g_wc.next_evict];
             g_wc.next_evict = (g_wc.next_evict + 1) % WCACHE;
             g_wc.bytes -= e->n * sizeof(uint16_t);
-            free(e->bf16);
-            memset(e, 0, sizeof *e);
+            e->w = NULL;
         }
-        e->bf16 = malloc(n * sizeof(uint16_t));
-        if (!e->bf16) return NULL;
+        if (e->cap < n) {
+            e->bf16 = hn_arena_alloc(&g_wc.arena, n * sizeof(uint16_t));
+            e->cap = e->bf16 ? n : 0;
+            if (!e->bf16) return NULL;
+        }
         e->w = w;
         e->n = n;
         g_wc.bytes += n * sizeof(uint16_t);
@@ -310,7 +320,7 @@ const uint16_t *gemm_dnnl_weight_bf16(const float *w, size_t n, uint64_t version
 }
 
 static void wcache_clear_locked(void) {
-    for (int i = 0; i < WCACHE; i++) free(g_wc.e[i].bf16);
+    hn_arena_free(&g_wc.arena);
     memset(&g_wc, 0, sizeof g_wc);
 }
 

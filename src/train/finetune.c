@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/mem.h"
 #include "base/rng.h"
 #include "chat/hparams.h"
 #include "tensor/ops.h"
@@ -177,10 +178,10 @@ static hn_status setup_params(trainer *t, hn_err *err) {
     } else {
         t->params = t->m->slab;
         t->n_train = t->m->n_params;
-        t->grads = calloc(t->n_train, sizeof(float));
+        t->grads = hn_calloc_huge(t->n_train * sizeof(float));
     }
-    t->adam_m = calloc(t->n_train, sizeof(float));
-    t->adam_v = calloc(t->n_train, sizeof(float));
+    t->adam_m = hn_calloc_huge(t->n_train * sizeof(float));
+    t->adam_v = hn_calloc_huge(t->n_train * sizeof(float));
     int B = c->packing ? t->pack_rows : t->micro_b, T = c->packing ? t->pack_len : t->max_t;
     size_t rows = (size_t)B * T;
     t->ids = calloc(rows, sizeof *t->ids);
