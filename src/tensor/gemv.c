@@ -49,6 +49,23 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512 load_w
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* y[m, i0 + r] (+)= the lane sum of a[m][r], for m < M, r < nr. Inlined so
+ * the accumulators stay in registers. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+store_sums(__m512 a[4][ROWS], int M, int nr, float *y, int N, int i0, bool acc) {
+    #pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) {
+        if (m >= M) break;
+        #pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            if (r >= nr) break;
+            float s = _mm512_reduce_add_ps(a[m][r]);
+            float *o = y + (size_t)m * N + i0 + r;
+            *o = acc ? *o + s : s;
+        }
+    }
+}
+
 /* Rows i0..i0+nr-1 of W (nr <= ROWS) against the M (<= 4) rows of x. */
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void
 gemv_block_avx512(int M, int K, int i0, int nr, const float *x, const float *Wf,
@@ -73,17 +90,7 @@ gemv_block_avx512(int M, int K, int i0, int nr, const float *x, const float *Wf,
             for (int r = 0; r < ROWS; r++) a[m][r] = _mm512_fmadd_ps(xv, w[r], a[m][r]);
         }
     }
-    #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) {
-        if (m >= M) break;
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) {
-            if (r >= nr) break;
-            float s = _mm512_reduce_add_ps(a[m][r]);
-            float *o = y + (size_t)m * N + i0 + r;
-            *o = acc ? *o + s : s;
-        }
-    }
+    store_sums(a, M, nr, y, N, i0, acc);
 }
 
 static void gemv_avx512(int M, int N, int K, const float *x, const float *Wf, const uint16_t *Wb,
@@ -125,17 +132,7 @@ BF16_TARGET static void gemv_block_dpbf16(int M, int K, int K2, int i0, int nr, 
             for (int r = 0; r < ROWS; r++) a[m][r] = _mm512_dpbf16_ps(a[m][r], xv, w[r]);
         }
     }
-    #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) {
-        if (m >= M) break;
-        #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) {
-            if (r >= nr) break;
-            float s = _mm512_reduce_add_ps(a[m][r]);
-            float *o = y + (size_t)m * N + i0 + r;
-            *o = acc ? *o + s : s;
-        }
-    }
+    store_sums(a, M, nr, y, N, i0, acc);
 }
 
 static bool gemv_dpbf16(int M, int N, int K, const float *x, const uint16_t *Wb, float *y,
