@@ -404,59 +404,71 @@ static int bench_gemm(const bench_opts *o) {
 /* ---- attention kernels at the model's head shape ---- */
 
 /* attention_forward + attention_backward over B sequences of T tokens (one
- * layer's worth), the blocked kernels and, for scale, the single-threaded
- * oracle. FLOPs: causal Q·Kᵀ and P·V forward (2 · T²/2 · hd · 2 per head),
- * twice that backward. */
+ * layer's worth): the tiled kernels (all B sequences in one call, as llama.c
+ * calls them) and, for scale, the single-threaded oracle (one sequence at a
+ * time, with its T x T probabilities; skipped when those would not fit in
+ * 1 GiB). FLOPs: causal Q·Kᵀ and P·V forward (2 · T²/2 · hd · 2 per head),
+ * twice that backward (the tiled backward's recomputation of Q·Kᵀ is not
+ * counted). */
 static int bench_attn(const bench_opts *o, int B, int T) {
     model_config c;
     bench_config(o->model, &c);
     int Hq = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim;
-    size_t nq = (size_t)B * T * Hq * hd, nk = (size_t)B * T * Hkv * hd, na = (size_t)B * Hq * T * T;
+    size_t nq = (size_t)B * T * Hq * hd, nk = (size_t)B * T * Hkv * hd, na = (size_t)Hq * T * T;
+    size_t nws = attention_ws_floats(hd, 0);
     float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *out = malloc(nq * 4);
-    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *att = malloc(na * 4);
+    float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4), *dout = malloc(nq * 4);
+    float *lse = malloc((size_t)B * Hq * T * 4), *ws = malloc(nws * 4);
+    float *att = na <= (1u << 28) ? malloc(na * 4) : NULL;
     int rc = 1;
-    if (!q || !k || !v || !out || !dq || !dk || !dv || !att) {
+    if (!q || !k || !v || !out || !dq || !dk || !dv || !dout || !lse || !ws) {
         fprintf(stderr, "hone bench: out of memory\n");
         goto done;
     }
     hn_rng rng;
     hn_rng_seed(&rng, 9);
-    for (size_t i = 0; i < nq; i++) q[i] = hn_rng_uniform(&rng) - 0.5f, out[i] = q[i];
+    for (size_t i = 0; i < nq; i++) q[i] = hn_rng_uniform(&rng) - 0.5f, dout[i] = q[i];
     for (size_t i = 0; i < nk; i++) k[i] = hn_rng_uniform(&rng) - 0.5f, v[i] = k[i];
     double flop_f = 2.0 * B * Hq * (double)T * (T + 1) / 2 * hd * 2, flop_b = 2 * flop_f;
-    for (int impl = 0; impl < 2; impl++) {
+    attn_shape sh = {B, T, T, 0, Hq, Hkv, hd, NULL};
+    for (int impl = 0; impl < (att ? 2 : 1); impl++) {
         double tf[64], tb[64];
         int n_it = o->warmup + o->iters > 64 ? 64 : o->warmup + o->iters;
         for (int it = 0; it < n_it; it++) {
-            double t0 = now_s();
-            for (int b = 0; b < B; b++) {
-                size_t oq = (size_t)b * T * Hq * hd, ok = (size_t)b * T * Hkv * hd;
-                float *a = att + (size_t)b * Hq * T * T;
-                (impl ? attention_forward_ref : attention_forward)(out + oq, a, q + oq, k + ok,
-                                                                   v + ok, T, T, 0, Hq, Hkv, hd, NULL);
-            }
-            double t1 = now_s();
-            for (int b = 0; b < B; b++) {
-                size_t oq = (size_t)b * T * Hq * hd, ok = (size_t)b * T * Hkv * hd;
-                const float *a = att + (size_t)b * Hq * T * T;
-                (impl ? attention_backward_ref : attention_backward)(
-                    dq + oq, dk + ok, dv + ok, out + oq, a, q + oq, k + ok, v + ok, T, Hq, Hkv, hd);
+            double t0 = now_s(), t1;
+            if (!impl) {
+                attention_forward(&sh, out, lse, q, k, v, ws, nws);
+                t1 = now_s();
+                attention_backward(&sh, dq, dk, dv, dout, out, lse, q, k, v, ws, nws);
+            } else {
+                double fwd = 0;
+                for (int b = 0; b < B; b++) {
+                    size_t oq = (size_t)b * T * Hq * hd, ok = (size_t)b * T * Hkv * hd;
+                    double s0 = now_s();
+                    attention_forward_ref(out + oq, att, q + oq, k + ok, v + ok, T, T, 0, Hq, Hkv,
+                                          hd, NULL);
+                    fwd += now_s() - s0;
+                    attention_backward_ref(dq + oq, dk + ok, dv + ok, dout + oq, att, q + oq,
+                                           k + ok, v + ok, T, T, 0, Hq, Hkv, hd);
+                }
+                t1 = t0 + fwd;
             }
             if (it >= o->warmup) tf[it - o->warmup] = t1 - t0, tb[it - o->warmup] = now_s() - t1;
         }
         double mf = median(tf, n_it - o->warmup), mb = median(tb, n_it - o->warmup);
-        const char *name = impl ? "ref" : "blocked";
+        const char *name = impl ? "ref" : "tiled";
         printf("{\"bench\":\"attention\",\"model\":\"%s\",\"impl\":\"%s\",\"batch\":%d,\"seq\":%d,"
                "\"heads\":%d,\"kv_heads\":%d,\"head_dim\":%d,\"fwd_ms\":%.2f,\"bwd_ms\":%.2f,"
-               "\"fwd_gflops\":%.2f,\"bwd_gflops\":%.2f}\n",
+               "\"fwd_gflops\":%.2f,\"bwd_gflops\":%.2f,\"peak_rss_mb\":%.1f}\n",
                o->model, name, B, T, Hq, Hkv, hd, mf * 1e3, mb * 1e3, flop_f / mf / 1e9,
-               flop_b / mb / 1e9);
+               flop_b / mb / 1e9, peak_rss_mb());
         fprintf(stderr, "attention %-7s %dx%d: fwd %.1f ms (%.1f GFLOP/s), bwd %.1f ms (%.1f GFLOP/s)\n",
                 name, B, T, mf * 1e3, flop_f / mf / 1e9, mb * 1e3, flop_b / mb / 1e9);
     }
     rc = 0;
 done:
-    free(q), free(k), free(v), free(out), free(dq), free(dk), free(dv), free(att);
+    free(q), free(k), free(v), free(out), free(dq), free(dk), free(dv), free(dout), free(lse);
+    free(ws), free(att);
     return rc;
 }
 

@@ -30,10 +30,9 @@ static float *take(plan *p, size_t n) {
     return r;
 }
 
-/* One block's activations for N rows; kv: keep k/v here (training) rather
- * than in a KV cache (inference). */
-static void plan_layer(const hn_model *m, layer_acts *la, plan *p, size_t N, size_t att, int r,
-                       bool kv) {
+/* One block's activations for N rows; kv: keep k/v and the attention rows'
+ * log-sum-exp here (training) rather than k/v in a KV cache (inference). */
+static void plan_layer(const hn_model *m, layer_acts *la, plan *p, size_t N, int r, bool kv) {
     const model_config *c = &m->cfg;
     model_traits tr = model_arch_traits(c->arch);
     size_t D = c->dim, F = c->hidden_dim, Hq = c->n_heads, Hkv = c->n_kv_heads;
@@ -49,7 +48,7 @@ static void plan_layer(const hn_model *m, layer_acts *la, plan *p, size_t N, siz
     la->rstdq = take(p, tr.qk_norm ? N * Hq : 0);
     la->rstdk = take(p, tr.qk_norm ? N * Hkv : 0);
     la->qkv = take(p, tr.fused_qkv ? N * (qd + 2 * kvd) : 0);
-    la->att = take(p, att);
+    la->lse = take(p, kv ? N * Hq : 0);
     la->ao = take(p, N * qd);
     la->xmid = take(p, N * D);
     la->xn2 = take(p, N * D);
@@ -80,7 +79,7 @@ static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
     a->res = take(p, (size_t)(c->n_layers + 1) * N * D);
     for (int l = 0; l < c->n_layers; l++) {
         if (a->recompute && l > 0) a->layers[l] = a->layers[0]; /* one set of buffers */
-        else plan_layer(m, &a->layers[l], p, N, (size_t)a->B * c->n_heads * a->T * a->T, (int)r, true);
+        else plan_layer(m, &a->layers[l], p, N, (int)r, true);
     }
     size_t max_in = D > F ? D : F;
     if (qd > max_in) max_in = qd;
@@ -116,6 +115,7 @@ static void plan_acts(const hn_model *m, llama_acts *a, plan *p) {
     a->chunk_rows = (int32_t *)take(p, CH);
     a->chunk_tgt = (int32_t *)take(p, CH);
     a->chunk_ok = (uint8_t *)take(p, CH);
+    a->att_ws = take(p, a->att_ws_n);
 }
 
 hn_status llama_acts_create(const hn_model *m, int B, int T, int lora_rank, llama_acts **out,
@@ -132,6 +132,8 @@ hn_status llama_acts_create_ex(const hn_model *m, int B, int T, int lora_rank, b
     a->T = T;
     a->N = B * T;
     a->lora_rank = lora_rank;
+    /* sized once: a re-plan (reshape) must not grow it if the thread count changed */
+    a->att_ws_n = attention_ws_floats(m->cfg.head_dim, 0);
     a->layers = calloc((size_t)m->cfg.n_layers, sizeof *a->layers);
     plan p = {0, NULL};
     if (a->layers) plan_acts(m, a, &p);
@@ -437,7 +439,7 @@ static void mlp_backward(const hn_model *m, const lora_set *lo, int l, llama_act
 static void block_forward(const hn_model *m, const lora_set *lo, int l, layer_acts *la,
                           const float *x_in, float *x_out, int B, int T, int pos0,
                           const int32_t *pos, const int32_t *seg, float *kc, float *vc,
-                          const float *rope_cos, const float *rope_sin) {
+                          const float *rope_cos, const float *rope_sin, float *ws, size_t ws_n) {
     const model_config *c = &m->cfg;
     const layer_weights *w = &m->w.layers[l];
     int N = B * T, D = c->dim, Hq = c->n_heads, Hkv = c->n_kv_heads;
@@ -450,12 +452,11 @@ static void block_forward(const hn_model *m, const lora_set *lo, int l, layer_ac
         rope_forward(la->q, pos, N, Hq, hd, rope_cos, rope_sin);
         rope_forward(knew, pos, N, Hkv, hd, rope_cos, rope_sin);
     }
-    for (int b = 0; b < B; b++) {
-        size_t kvoff = B > 1 ? (size_t)b * T * kvd : 0;
-        attention_forward(la->ao + (size_t)b * T * qd, la->att + (size_t)b * Hq * T * (pos0 + T),
-                          la->q + (size_t)b * T * qd, kc + kvoff, vc + kvoff, T, pos0 + T, pos0,
-                          Hq, Hkv, hd, seg ? seg + (size_t)b * T : NULL);
-    }
+    /* all B sequences in one call (one parallel region; inference: B = 1 and
+     * k/v are the cache rows 0..pos0+T-1). Cannot fail: ws is planned with
+     * attention_ws_floats and the shape is the model's. */
+    attn_shape as = {B, T, pos0 + T, pos0, Hq, Hkv, hd, seg};
+    (void)attention_forward(&as, la->ao, la->lse, la->q, kc, vc, ws, ws_n);
     memcpy(la->xmid, x_in, sizeof(float) * N * D);
     linear Lo = lin(m, lo, la, l, LORA_O, w->wo, w->bo, D, qd);
     linear_forward(&Lo, la->xmid, la->ao, N, true);
@@ -473,7 +474,7 @@ static void block_backward(const hn_model *m, const lora_set *lo, int l, llama_a
     const layer_weights *w = &m->w.layers[l];
     layer_acts *la = &a->layers[l];
     int B = a->B, T = a->T, N = a->N, D = c->dim;
-    int Hq = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, qd = Hq * hd, kvd = Hkv * hd;
+    int Hq = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, qd = Hq * hd;
     lora_pair *gp[LORA_N_TARGETS] = {0};
     for (int t = 0; lg && t < LORA_N_TARGETS; t++) gp[t] = &lg->pairs[l][t];
     #define GW(f) (gw ? gw->f : NULL)
@@ -486,11 +487,9 @@ static void block_backward(const hn_model *m, const lora_set *lo, int l, llama_a
     memset(a->dao, 0, sizeof(float) * N * qd);
     linear Lo = lin(m, lo, la, l, LORA_O, w->wo, w->bo, D, qd);
     linear_backward(&Lo, a->dao, GW(wo), GW(bo), a->dres, la->ao, N, gp[LORA_O], a->dtmp);
-    for (int b = 0; b < B; b++)
-        attention_backward(a->dq + (size_t)b * T * qd, a->dk + (size_t)b * T * kvd,
-                           a->dv + (size_t)b * T * kvd, a->dao + (size_t)b * T * qd,
-                           la->att + (size_t)b * Hq * T * T, la->q + (size_t)b * T * qd,
-                           la->k + (size_t)b * T * kvd, la->v + (size_t)b * T * kvd, T, Hq, Hkv, hd);
+    attn_shape as = {B, T, T, 0, Hq, Hkv, hd, a->seg}; /* recomputes P from lse: no T x T saved */
+    (void)attention_backward(&as, a->dq, a->dk, a->dv, a->dao, la->ao, la->lse, la->q, la->k, la->v,
+                             a->att_ws, a->att_ws_n);
     if (rope_cos) {
         rope_backward(a->dq, a->pos, N, Hq, hd, rope_cos, rope_sin);
         rope_backward(a->dk, a->pos, N, Hkv, hd, rope_cos, rope_sin);
@@ -619,7 +618,8 @@ void llama_forward(const hn_model *m, const lora_set *lo, llama_acts *a, const i
         la->drop_p = lo ? a->lora_dropout : 0.0f;
         la->drop_seed = mix64(a->dropout_seed);
         block_forward(m, lo, l, la, a->res + (size_t)l * N * D, a->res + (size_t)(l + 1) * N * D,
-                      a->B, a->T, 0, a->pos, a->seg, la->k, la->v, rc, rs);
+                      a->B, a->T, 0, a->pos, a->seg, la->k, la->v, rc, rs, a->att_ws,
+                      a->att_ws_n);
     }
     norm_forward(m, a->xnf, a->meanf, a->rstdf, a->res + (size_t)c->n_layers * N * D,
                  m->w.final_norm, m->w.final_norm_b, N);
@@ -734,7 +734,7 @@ void llama_loss_backward(const hn_model *m, const lora_set *lo, llama_acts *a,
         if (a->recompute && l < L - 1)
             block_forward(m, lo, l, &a->layers[l], a->res + (size_t)l * N * D,
                           a->res + (size_t)(l + 1) * N * D, a->B, a->T, 0, a->pos, a->seg,
-                          a->layers[l].k, a->layers[l].v, rc, rs);
+                          a->layers[l].k, a->layers[l].v, rc, rs, a->att_ws, a->att_ws_n);
         block_backward(m, lo, l, a, a->res + (size_t)l * N * D, grads ? &glayers[l] : NULL,
                        lora_grads, rc, rs);
     }
@@ -751,6 +751,8 @@ struct model_state {
     int max_seq, pos;
     float *kcache, *vcache; /* (L, max_seq, kvd) */
     layer_acts la;
+    float *att_ws;          /* attention scratch (attention_ws_floats) */
+    size_t att_ws_n;
     float *x, *x2;          /* (CH, D) residual ping-pong */
     int32_t *posv;
     float *logits;          /* (CH, V) */
@@ -763,7 +765,8 @@ static void plan_state(const hn_model *m, model_state *s, plan *p) {
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim;
     s->kcache = take(p, (size_t)c->n_layers * S * kvd);
     s->vcache = take(p, (size_t)c->n_layers * S * kvd);
-    plan_layer(m, &s->la, p, CH, CH * c->n_heads * S, 0, false);
+    plan_layer(m, &s->la, p, CH, 0, false);
+    s->att_ws = take(p, s->att_ws_n);
     s->x = take(p, CH * D);
     s->x2 = take(p, CH * D);
     s->posv = (int32_t *)take(p, CH);
@@ -776,6 +779,7 @@ hn_status model_state_create(const hn_model *m, int max_seq, model_state **out, 
     model_state *s = calloc(1, sizeof *s);
     if (!s) return hn_errf(err, HN_ENOMEM, "out of memory");
     s->max_seq = max_seq;
+    s->att_ws_n = attention_ws_floats(c->head_dim, 0);
     plan p = {0, NULL};
     plan_state(m, s, &p);
     s->slab = hn_alloc_huge(p.n * sizeof(float));
@@ -811,7 +815,8 @@ static void forward_chunk(const hn_model *m, model_state *s, const int32_t *ids,
     float *x = s->x, *y = s->x2;
     for (int l = 0; l < c->n_layers; l++) {
         block_forward(m, NULL, l, &s->la, x, y, 1, T, s->pos, s->posv, NULL,
-                      s->kcache + l * layer_cache, s->vcache + l * layer_cache, rc, rs);
+                      s->kcache + l * layer_cache, s->vcache + l * layer_cache, rc, rs, s->att_ws,
+                      s->att_ws_n);
         float *t = x;
         x = y;
         y = t;

@@ -18,7 +18,8 @@ typedef struct layer_acts {
     float *qraw, *kraw; /* (N, qd), (N, kvd) projections before q/k-norm (Qwen3) */
     float *rstdq, *rstdk; /* (N*Hq), (N*Hkv) q/k-norm statistics (Qwen3) */
     float *qkv;         /* (N, qd+2kvd) fused projection output (GPT-2), scratch */
-    float *att;         /* (B, Hq, T, T) probabilities */
+    float *lse;         /* (B, Hq, T) log-sum-exp of each query row's scaled scores:
+                         * the backward recomputes the probabilities from it */
     float *ao;          /* (N, qd) attention output before o_proj */
     float *xmid;        /* (N, D) residual after attention */
     float *xn2, *rstd2, *mean2; /* (N, D), (N), (N) */
@@ -59,6 +60,8 @@ typedef struct llama_acts {
     int32_t *chunk_rows, *chunk_tgt;
     float *chunk_scale, *chunk_loss;
     uint8_t *chunk_ok;
+    float *att_ws;      /* attention scratch, all layers (attention_ws_floats) */
+    size_t att_ws_n;
     float *slab;
     size_t slab_floats;
 } llama_acts;
@@ -75,7 +78,7 @@ hn_status llama_acts_create_ex(const hn_model *m, int B, int T, int lora_rank, b
                                llama_acts **out, hn_err *err);
 void llama_acts_free(llama_acts *a);
 /* Re-plans the buffers for a smaller (B, T) inside the same allocation
- * (B*T and B*T*T must not exceed the created shape's). */
+ * (B*T must not exceed the created shape's). */
 void llama_acts_reshape(llama_acts *a, const hn_model *m, int B, int T);
 
 /* Views of a parameter-shaped slab (gradients, optimizer moments). */

@@ -7,7 +7,10 @@
 #define HN_OPS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "base/err.h"
 
 /* RMSNorm: out = x / rms(x) * w;  x,out (T,C), w (C), rstd (T) saved for backward. */
 void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int T, int C,
@@ -31,26 +34,45 @@ void swiglu_forward(float *h, const float *g, const float *u, long N);
 void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u,
                      long N);
 
-/* Causal grouped-query attention for one sequence.
- * q (T, Hq*hd) queries at positions pos0..pos0+T-1; k,v (S, Hkv*hd) keys and
- * values for positions 0..S-1 with S = pos0 + T; out (T, Hq*hd).
- * att (Hq, T, S) receives the probabilities (needed for backward; may be a
- * scratch that is overwritten). seg (S) optional: per-position segment ids for
+/* Causal grouped-query attention over B sequences, tiled (attention.c): no
+ * (T, S) matrix is formed; the forward keeps one log-sum-exp per query row
+ * and the backward recomputes the probabilities from it.
+ * Per sequence b: q (T, Hq*hd) queries at positions pos0..pos0+T-1; k, v
+ * (S, Hkv*hd) keys and values of positions 0..S-1, S = pos0 + T; out (T,
+ * Hq*hd). Sequences follow each other: q/out at b*T*Hq*hd, k/v at
+ * b*S*Hkv*hd, seg at b*S. seg (B, S) optional: per-position segment ids for
  * packed sequences (a query attends only to keys of its own segment). */
-void attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                       int T, int S, int pos0, int Hq, int Hkv, int hd, const int32_t *seg);
-/* dq set; dk, dv set (S rows). pos0 must be 0 (training). */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
-                        const float *q, const float *k, const float *v, int T, int Hq, int Hkv,
-                        int hd);
-/* The oracle the blocked kernels above are tested against: straight loops,
- * one query row at a time, single-threaded. Same contracts. */
+typedef struct attn_shape {
+    int B, T, S, pos0;
+    int Hq, Hkv, hd;    /* Hq a multiple of Hkv */
+    const int32_t *seg; /* (B, S) or NULL */
+} attn_shape;
+/* Scratch floats for `threads` threads (<= 0: OpenMP's current maximum):
+ * a few tiles per thread, independent of T and S. A call uses at most as
+ * many threads as its ws holds (results are the same for any thread count). */
+size_t attention_ws_floats(int hd, int threads);
+/* out set; lse (B, Hq, T) set when not NULL (the backward needs it).
+ * HN_EINVAL when ws holds less than one thread's share or the shape is
+ * inconsistent; HN_OK otherwise (never allocates). */
+hn_status attention_forward(const attn_shape *sh, float *out, float *lse, const float *q,
+                            const float *k, const float *v, float *ws, size_t ws_n);
+/* dq (B, T, Hq*hd) set; dk, dv (B, S, Hkv*hd) set. out and lse are the
+ * forward's. Same return values. */
+hn_status attention_backward(const attn_shape *sh, float *dq, float *dk, float *dv,
+                             const float *dout, const float *out, const float *lse,
+                             const float *q, const float *k, const float *v, float *ws,
+                             size_t ws_n);
+/* The oracle the tiled kernels are tested against: one sequence, straight
+ * loops, one query row at a time, single-threaded, with the probabilities
+ * materialised: att (Hq, T, S) receives them in the forward and is read by
+ * the backward (which, unlike the tiled one, needs no seg: masked entries
+ * of att are zero). dk, dv: S rows. */
 void attention_forward_ref(float *out, float *att, const float *q, const float *k,
                            const float *v, int T, int S, int pos0, int Hq, int Hkv, int hd,
                            const int32_t *seg);
 void attention_backward_ref(float *dq, float *dk, float *dv, const float *dout,
                             const float *att, const float *q, const float *k, const float *v,
-                            int T, int Hq, int Hkv, int hd);
+                            int T, int S, int pos0, int Hq, int Hkv, int hd);
 /* Forces the portable C attention kernels even on AVX-512 CPUs (tests). */
 void attention_force_portable(bool on);
 

@@ -110,28 +110,27 @@ static void check_swiglu(void) {
 /* ---- attention ---- */
 
 typedef struct att_ctx {
-    int T, Hq, Hkv, hd;
-    const int32_t *seg;
-    float *q, *k, *v, *out, *att, *R;
+    attn_shape sh;
+    float *q, *k, *v, *out, *lse, *R, *ws;
+    size_t nws;
 } att_ctx;
 
 static double att_loss(void *p) {
     att_ctx *c = p;
-    attention_forward(c->out, c->att, c->q, c->k, c->v, c->T, c->T, 0, c->Hq, c->Hkv, c->hd,
-                      c->seg);
-    return dot(c->out, c->R, (size_t)c->T * c->Hq * c->hd);
+    attention_forward(&c->sh, c->out, c->lse, c->q, c->k, c->v, c->ws, c->nws);
+    return dot(c->out, c->R, (size_t)c->sh.T * c->sh.Hq * c->sh.hd);
 }
 
 static void check_attention(const char *name, int T, int Hq, int Hkv, int hd, const int32_t *seg) {
-    att_ctx c = {.T = T, .Hq = Hq, .Hkv = Hkv, .hd = hd, .seg = seg};
+    att_ctx c = {.sh = {1, T, T, 0, Hq, Hkv, hd, seg}, .nws = attention_ws_floats(hd, 0)};
     size_t nq = (size_t)T * Hq * hd, nk = (size_t)T * Hkv * hd;
     c.q = malloc(nq * 4), c.k = malloc(nk * 4), c.v = malloc(nk * 4), c.out = malloc(nq * 4);
-    c.R = malloc(nq * 4), c.att = malloc((size_t)Hq * T * T * 4);
+    c.R = malloc(nq * 4), c.lse = malloc((size_t)Hq * T * 4), c.ws = malloc(c.nws * 4);
     fill(c.q, nq, -1.5f, 1.5f), fill(c.k, nk, -1.5f, 1.5f), fill(c.v, nk, -1, 1);
     fill(c.R, nq, -1, 1);
     float *dq = malloc(nq * 4), *dk = malloc(nk * 4), *dv = malloc(nk * 4);
     att_loss(&c);
-    attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, T, Hq, Hkv, hd);
+    attention_backward(&c.sh, dq, dk, dv, c.R, c.out, c.lse, c.q, c.k, c.v, c.ws, c.nws);
     char what[96];
     snprintf(what, sizeof what, "attention %s dq", name);
     fd_check(what, c.q, dq, nq, att_loss, &c, 1e-2f, 1e-3);
@@ -139,16 +138,21 @@ static void check_attention(const char *name, int T, int Hq, int Hkv, int hd, co
     fd_check(what, c.k, dk, nk, att_loss, &c, 1e-2f, 1e-3);
     snprintf(what, sizeof what, "attention %s dv", name);
     fd_check(what, c.v, dv, nk, att_loss, &c, 1e-2f, 1e-3);
-    /* a masked pair must carry zero probability, so nothing leaks across segments */
+    /* a masked pair must carry zero weight, so nothing leaks across segments:
+     * no gradient reaches a key or value from a later segment's queries */
     if (seg) {
+        memset(c.R, 0, nq * 4); /* loss = the last segment's outputs only */
+        for (int t = 0; t < T; t++)
+            if (seg[t] == seg[T - 1]) fill(c.R + (size_t)t * Hq * hd, (size_t)Hq * hd, -1, 1);
+        att_loss(&c);
+        attention_backward(&c.sh, dq, dk, dv, c.R, c.out, c.lse, c.q, c.k, c.v, c.ws, c.nws);
         double leak = 0;
-        for (int h = 0; h < Hq; h++)
-            for (int t = 0; t < T; t++)
-                for (int s = 0; s <= t; s++)
-                    if (seg[s] != seg[t]) leak = fmax(leak, fabs(c.att[((size_t)h * T + t) * T + s]));
-        CHECK(leak == 0.0, "attention %s: probability %g across segments", name, leak);
+        for (int s = 0; s < T; s++)
+            for (int i = 0; seg[s] != seg[T - 1] && i < Hkv * hd; i++)
+                leak = fmax(leak, fmax(fabs(dk[(size_t)s * Hkv * hd + i]), fabs(dv[(size_t)s * Hkv * hd + i])));
+        CHECK(leak == 0.0, "attention %s: gradient %g across segments", name, leak);
     }
-    free(c.q), free(c.k), free(c.v), free(c.out), free(c.R), free(c.att);
+    free(c.q), free(c.k), free(c.v), free(c.out), free(c.R), free(c.lse), free(c.ws);
     free(dq), free(dk), free(dv);
 }
 
