@@ -13,7 +13,11 @@
 #include "tensor/gemm.h"
 #include "train/estimate_internal.h"
 
-#define EST_CACHE_VERSION 2 /* 2: wide models measured with the auto precision (bf16) */
+/* Bumped when what a cached entry measured changes, so older entries are
+ * re-measured, not reused. 2: wide models measured with the auto precision
+ * (bf16); 3: tiled attention (the activations no longer hold B*Hq*T*T
+ * probabilities per layer, and the step time changed). */
+#define EST_CACHE_VERSION 3
 #define EST_CACHE_MAX 200 /* entries kept; the oldest go first */
 
 bool ft_estimate_cache_path(char *out, size_t cap) {
