@@ -98,10 +98,12 @@ static void bench_config(const char *name, model_config *c) {
         c->dim = 768, c->hidden_dim = 3072, c->n_layers = 12, c->n_heads = 12,
         c->n_kv_heads = 12;
         c->vocab_size = 50257, c->max_seq_len = 1024, c->tied_embeddings = true;
-    } else { /* ../shared/bench: Llama-110M */
+    } else { /* ../shared/bench: Llama-110M. Context 2048, not the peer's 1024, so
+              * long-sequence cases (train:lora:1x2048) run; RoPE has no
+              * position parameters, so the model is otherwise the same. */
         c->dim = 768, c->hidden_dim = 2048, c->n_layers = 12, c->n_heads = 12,
         c->n_kv_heads = 12;
-        c->vocab_size = 32000, c->max_seq_len = 1024;
+        c->vocab_size = 32000, c->max_seq_len = 2048;
     }
     c->head_dim = c->dim / c->n_heads;
     snprintf(c->name, sizeof c->name, "%s", name);
