@@ -140,7 +140,8 @@ static int parse_args(int argc, char **argv, ft_config *c) {
         if (cli_opt(argc, argv, &i, "--lora-alpha", &v, &bad)) { c->lora_alpha = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-dropout", &v, &bad)) { c->lora_dropout = (float)atof(v); continue; }
         if (cli_opt(argc, argv, &i, "--precision", &v, &bad)) {
-            bad = !cli_precision("finetune", v);
+            cli_prec prec;
+            bad = !cli_precision("finetune", v, true, &prec);
             continue;
         }
         if (cli_opt(argc, argv, &i, "--lora-targets", &c->lora_targets, &bad)) continue;
