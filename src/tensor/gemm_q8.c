@@ -61,11 +61,6 @@ static float quant_block(const float *x, int8_t *q) {
     return d;
 }
 
-void gemm_q8_quantize(const float *x, size_t n, uint16_t *d, int8_t *q) {
-    for (size_t b = 0; b < n / GEMM_Q8_BLOCK; b++)
-        d[b] = hn_f32_to_f16(quant_block(x + b * GEMM_Q8_BLOCK, q + b * GEMM_Q8_BLOCK));
-}
-
 /* The quantized rows of x. Rows of q (and of the correction) are padded with
  * zeros to a multiple of 64 bytes and rows of d to a multiple of 16 blocks, so
  * the vector kernel reads whole aligned vectors of x without masks. */
@@ -143,28 +138,38 @@ Q8_TARGET static inline __m512 round_away(__m512 t) {
     return _mm512_mask_sub_ps(tr, half & (__mmask16)~pos, tr, _mm512_set1_ps(1.0f));
 }
 
+/* The clamp's operand order makes a NaN come out as NaN (vmaxps/vminps
+ * return their second operand when one is NaN), which the conversion turns
+ * into 0, as quant_block does. */
 Q8_TARGET static inline __m128i quant16(__m512 x, __m512 id) {
     __m512 r = round_away(_mm512_mul_ps(x, id));
-    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    r = _mm512_min_ps(_mm512_set1_ps(127.0f), _mm512_max_ps(_mm512_set1_ps(-127.0f), r));
     return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r));
 }
 
-/* quant_block's arithmetic on 32 lanes at a time (same scale, same rounding),
- * plus the lane corrections for the offset weights. */
+/* quant_block on nb blocks, 16 lanes at a time: the same scale and the same
+ * rounding, so the same bytes (NaN inputs too: they are left out of max|x|,
+ * as fmaxf does, and quantize to 0). */
+Q8_TARGET static void quant_blocks_vnni(const float *x, int nb, float *d, int8_t *q) {
+    for (int b = 0; b < nb; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_abs_ps(x1), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float s = amax / 127.0f, id = s > 0 ? 1.0f / s : 0.0f;
+        d[b] = s;
+        __m512 vid = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)(q + b * 32), quant16(x0, vid));
+        _mm_storeu_si128((__m128i *)(q + b * 32 + 16), quant16(x1, vid));
+    }
+}
+
+/* The rows of x, plus the lane corrections for the offset weights. */
 Q8_TARGET static void act_quantize_vnni(q8_act *a, const float *x) {
     int nb = a->K / GEMM_Q8_BLOCK;
     for (int m = 0; m < a->M; m++) {
-        const float *xr = x + (size_t)m * a->K;
         int8_t *q = a->q + (size_t)m * a->ldq;
-        for (int b = 0; b < nb; b++) {
-            __m512 x0 = _mm512_loadu_ps(xr + b * 32), x1 = _mm512_loadu_ps(xr + b * 32 + 16);
-            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-            float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-            a->d[(size_t)m * a->ldd + b] = d;
-            __m512 vid = _mm512_set1_ps(id);
-            _mm_storeu_si128((__m128i *)(q + b * 32), quant16(x0, vid));
-            _mm_storeu_si128((__m128i *)(q + b * 32 + 16), quant16(x1, vid));
-        }
+        quant_blocks_vnni(x + (size_t)m * a->K, nb, a->d + (size_t)m * a->ldd, q);
         int32_t *corr = a->corr + (size_t)m * (a->ldq / 4);
         const __m512i k128 = _mm512_set1_epi8((char)0x80);
         for (int j = 0; j < a->ldq; j += 64) {
@@ -299,6 +304,23 @@ static bool have_vnni(void) { return false; }
 #endif
 
 const char *gemm_q8_kernel_name(void) { return have_vnni() ? "avx512vnni" : "scalar"; }
+
+void gemm_q8_quantize(const float *x, size_t n, uint16_t *d, int8_t *q) {
+    size_t nb = n / GEMM_Q8_BLOCK;
+#ifdef HN_Q8_VNNI
+    if (have_vnni()) { /* 115M weights: 0.13 s instead of 1.05 s on one core */
+        float s[64];
+        for (size_t b = 0; b < nb; b += 64) {
+            int k = nb - b < 64 ? (int)(nb - b) : 64;
+            quant_blocks_vnni(x + b * GEMM_Q8_BLOCK, k, s, q + b * GEMM_Q8_BLOCK);
+            for (int j = 0; j < k; j++) d[b + (size_t)j] = hn_f32_to_f16(s[j]);
+        }
+        return;
+    }
+#endif
+    for (size_t b = 0; b < nb; b++)
+        d[b] = hn_f32_to_f16(quant_block(x + b * GEMM_Q8_BLOCK, q + b * GEMM_Q8_BLOCK));
+}
 
 /* ---- one product ---- */
 
