@@ -36,14 +36,36 @@
 #include "tensor/gemm_q8.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/num.h"
 
-/* Products below this many multiply-adds stay on one thread: a parallel
- * region costs ~10 µs with passive waiting, the work of 2^17 MACs about as much. */
-enum { PAR_MIN = 1 << 17, TILE = 4 };
+enum { TILE = 4 };
+
+/* Products below this many multiply-adds run on the calling thread alone.
+ * What a parallel region costs depends on how libgomp's threads wait: when
+ * they spin a while (GOMP_SPINCOUNT, which hone sets on an idle machine, or
+ * the ACTIVE policy) a region costs ~1 µs and pays from 2^17 MACs; when they
+ * sleep at once (OMP_WAIT_POLICY=PASSIVE alone: the benchmark scripts, the
+ * server, a busy machine) waking one costs ~10 µs or more of this VM's time
+ * and only products from 2^21 MACs (the 110M model's lm_head, not its
+ * 768 × 768 or 2048 × 768 projections) gain. Measured on Llama-110M decode:
+ * all products threaded 121-126 tok/s passive / 187-195 spinning, only the
+ * big ones 156-171 passive / 128-155 spinning. */
+static double par_min(void) {
+    static _Atomic double v = 0; /* the environment is read once */
+    double m = atomic_load_explicit(&v, memory_order_relaxed);
+    if (m == 0) {
+        const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+        bool sleeps = policy && !strcasecmp(policy, "passive") && !(spin && atof(spin) > 0);
+        m = sleeps ? (double)(1 << 21) : (double)(1 << 17);
+        atomic_store_explicit(&v, m, memory_order_relaxed);
+    }
+    return m;
+}
 
 /* ---- quantization ---- */
 
@@ -351,7 +373,7 @@ static bool xwt_run(bool vnni, int M, const float *x, const gemm_q8_mat *W, floa
     const bool stream = M < TILE;
     const int unit = stream ? 1 : TILE, n_units = (N + unit - 1) / unit;
     const int chunk = n_units / 32 > 1 ? n_units / 32 : 1;
-    #pragma omp parallel for schedule(guided, chunk) if ((double)M * N * K >= PAR_MIN)
+    #pragma omp parallel for schedule(guided, chunk) if ((double)M * N * K >= par_min())
     for (int t = 0; t < n_units; t++) {
         int n0 = t * unit, n1 = n0 + unit < N ? n0 + unit : N;
 #ifdef HN_Q8_VNNI
