@@ -28,14 +28,26 @@ bool cli_flag(char **argv, int i, const char *name);
  * else as a string, merged into vars (JSON object text of cap bytes; "" = none).
  * False with a message on stderr when malformed. */
 bool cli_template_var(const char *cmd, const char *arg, char *vars, size_t cap);
-/* --precision f32|bf16: f32 (default) keeps every product exact in f32;
- * bf16 runs the matrix products through oneDNN with bf16 inputs and f32
- * accumulation (faster, documented looser tolerance; docs/bench.md). Sets the
- * process's GEMM backend; false with a message when unknown or unavailable. */
-bool cli_precision(const char *cmd, const char *v);
-#define CLI_PRECISION_HELP                                                         \
-    "  --precision P           f32 (default, exact) or bf16 (bf16 matrix products,\n" \
-    "                          f32 accumulation and master weights: faster)\n"
+/* --precision: how the matrix products run. f32 keeps every product exact in
+ * f32; bf16 runs them through oneDNN with bf16 inputs and f32 accumulation
+ * (faster, documented looser tolerance; docs/bench.md); q8_0 (inference only)
+ * runs the weight products of the model on Q8_0 copies of its weights,
+ * llama.cpp's format (fastest decode; docs/bench.md). auto (the default, also
+ * with no --precision): a model loaded from a GGUF whose matrices are Q8_0
+ * computes in q8_0, else model/precision.h's rule (bf16 for wide models on
+ * CPUs with native bf16, else f32). */
+typedef enum cli_prec { CLI_PREC_DEFAULT = 0, CLI_PREC_F32, CLI_PREC_BF16, CLI_PREC_Q8_0 } cli_prec;
+/* Parses --precision's value for cmd; f32/bf16 set the process's GEMM backend
+ * now, q8_0 is applied per model by cli_precision_apply. training: q8_0 is
+ * refused ("q8_0 is an inference precision; ..."). False with a message on
+ * stderr when unknown or unavailable. */
+bool cli_precision(const char *cmd, const char *v, bool training, cli_prec *out);
+/* After loading m for inference: puts it in q8_0 when p is q8_0, or when p is
+ * the default and m came from a Q8_0 GGUF; for the default otherwise, applies
+ * the auto rule (each choice said on stderr unless quiet). False with a
+ * message when that fails. */
+struct hn_model;
+bool cli_precision_apply(const char *cmd, cli_prec p, struct hn_model *m, bool quiet);
 #define CLI_TEMPLATE_VAR_HELP                                                      \
     "  --template-var K=V      chat template variable, e.g. enable_thinking=false\n" \
     "                          (repeatable; a fine-tune keeps and reuses its own)\n"

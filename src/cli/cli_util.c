@@ -9,6 +9,8 @@
 
 #include "base/file.h"
 #include "cli/cli.h"
+#include "model/model.h"
+#include "model/precision.h"
 #include "tensor/gemm.h"
 
 bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *bad) {
@@ -133,10 +135,27 @@ bool cli_template_var(const char *cmd, const char *arg, char *vars, size_t cap) 
     return ok;
 }
 
-bool cli_precision(const char *cmd, const char *v) {
-    if (!strcmp(v, "f32")) return true; /* the default backend ($HONE_GEMM or the build's) */
+bool cli_precision(const char *cmd, const char *v, bool training, cli_prec *out) {
+    if (!strcmp(v, "auto")) { /* decided per model (cli_precision_apply) */
+        *out = CLI_PREC_DEFAULT;
+        return true;
+    }
+    if (!strcmp(v, "f32")) { /* the default backend ($HONE_GEMM or the build's) */
+        *out = CLI_PREC_F32;
+        return true;
+    }
+    if (!strcmp(v, "q8_0")) {
+        if (training) {
+            fprintf(stderr, "hone %s: q8_0 is an inference precision; use f32 or bf16 for "
+                            "training\n", cmd);
+            return false;
+        }
+        *out = CLI_PREC_Q8_0; /* per model, once it is loaded (cli_precision_apply) */
+        return true;
+    }
     if (strcmp(v, "bf16")) {
-        fprintf(stderr, "hone %s: --precision is f32 or bf16, not '%s'\n", cmd, v);
+        fprintf(stderr, "hone %s: --precision is auto, f32, bf16%s, not '%s'\n", cmd,
+                training ? "" : " or q8_0", v);
         return false;
     }
     if (!gemm_backend_available(GEMM_DNNL_BF16)) {
@@ -144,5 +163,31 @@ bool cli_precision(const char *cmd, const char *v) {
         return false;
     }
     gemm_set_backend(GEMM_DNNL_BF16);
+    *out = CLI_PREC_BF16;
+    return true;
+}
+
+bool cli_precision_apply(const char *cmd, cli_prec p, struct hn_model *m, bool quiet) {
+    bool q8 = p == CLI_PREC_Q8_0 || (p == CLI_PREC_DEFAULT && m->gguf_q8_0);
+    hn_err err = {0};
+    if (!q8 && p == CLI_PREC_DEFAULT) { /* auto: bf16 for wide models on native-bf16 CPUs */
+        model_precision used;
+        if (model_precision_apply(m, PREC_AUTO, &used, &err) != HN_OK) {
+            fprintf(stderr, "hone %s: %s\n", cmd, err.msg);
+            return false;
+        }
+        if (used == PREC_BF16 && !quiet)
+            fprintf(stderr, "hone %s: computing in bf16 (auto: this CPU computes bf16 natively; "
+                            "--precision f32 for exact f32)\n", cmd);
+        return true;
+    }
+    if (!q8) return true;
+    if (model_set_q8_0(m, true, &err) != HN_OK) {
+        fprintf(stderr, "hone %s: %s\n", cmd, err.msg);
+        return false;
+    }
+    if (p == CLI_PREC_DEFAULT && !quiet)
+        fprintf(stderr, "hone %s: %s has Q8_0 matrices: computing in q8_0 (--precision f32 for "
+                        "f32)\n", cmd, m->cfg.name);
     return true;
 }

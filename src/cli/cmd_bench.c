@@ -25,6 +25,7 @@
 #include "model/lora.h"
 #include "model/model.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_q8.h"
 #include "tensor/ops.h"
 
 static const char *usage =
@@ -40,6 +41,9 @@ static const char *usage =
     "                      train:{full,lora}:1x1024, prefill:1x512, decode:128, gemm)\n"
     "  --gemm BACKEND      ref | openblas | dnnl | dnnl_bf16 (default: $HONE_GEMM, else\n"
     "                      dnnl if built in, else openblas); for the gemm case also 'all'\n"
+    "  --precision P       f32 (the backend above), bf16 (= --gemm dnnl_bf16) or q8_0:\n"
+    "                      the model's weight products on Q8_0 copies (prefill, decode\n"
+    "                      and the gemm case's x.W^T shapes; not the train cases)\n"
     "  --warmup N          untimed iterations (default 1)\n"
     "  --iters N           timed iterations, median reported (default 3)\n"
     "  --lora-rank R       LoRA rank on q,k,v,o,gate,up,down (default 16)\n"
@@ -53,6 +57,7 @@ typedef struct bench_opts {
     bool recompute; /* train cases: activation recomputation */
     gemm_backend gemm;
     bool gemm_all;
+    bool q8_0; /* --precision q8_0: weight products in Q8_0 (inference cases) */
 } bench_opts;
 
 static double now_s(void) {
@@ -139,9 +144,16 @@ static double matmul_params(const hn_model *m) {
     return n;
 }
 
+/* The type the weight products read: the backend's, or q8_0. */
+static const char *weights_name(bool q8_0) {
+    return q8_0 ? "q8_0" : gemm_get_backend() == GEMM_DNNL_BF16 ? "bf16" : "f32";
+}
+
 static void print_common(const hn_model *m) {
-    printf("\"model\":\"%s\",\"gemm\":\"%s\",\"params\":%zu,\"peak_rss_mb\":%.1f", m->cfg.name,
-           gemm_backend_name(gemm_get_backend()), m->n_params, peak_rss_mb());
+    printf("\"model\":\"%s\",\"gemm\":\"%s\",\"weights\":\"%s\",\"params\":%zu,"
+           "\"peak_rss_mb\":%.1f",
+           m->cfg.name, gemm_backend_name(gemm_get_backend()), weights_name(m->q8_0), m->n_params,
+           peak_rss_mb());
 }
 
 /* ---- training step ---- */
@@ -275,6 +287,7 @@ static int bench_infer(const bench_opts *o, bool decode, int B, int T) {
         goto done;
     }
     if (bench_model_create(o->model, &m, &err) != HN_OK) goto done;
+    if (o->q8_0 && model_set_q8_0(m, true, &err) != HN_OK) goto done;
     int need = decode ? T + 1 : T;
     if (need > m->cfg.max_seq_len) {
         hn_errf(&err, HN_EINVAL, "%d tokens over the model's context %d", need,
@@ -318,8 +331,8 @@ static int bench_infer(const bench_opts *o, bool decode, int B, int T) {
                T, tps, 2.0 * matmul_params(m) * tps / 1e9);
     print_common(m);
     printf("}\n");
-    fprintf(stderr, "%s %d: %.1f tok/s, peak RSS %.0f MB\n", decode ? "decode" : "prefill", T,
-            tps, peak_rss_mb());
+    fprintf(stderr, "%s %d (%s weights): %.1f tok/s, peak RSS %.0f MB\n",
+            decode ? "decode" : "prefill", T, weights_name(m->q8_0), tps, peak_rss_mb());
     rc = 0;
 done:
     if (rc) fprintf(stderr, "hone bench: %s\n", err.msg);
@@ -401,6 +414,68 @@ static int bench_gemm(const bench_opts *o) {
     }
     free(A), free(B), free(C);
     return 0;
+}
+
+/* The x·Wᵀ shapes of the gemm case with W in Q8_0 (through gemm_xwt_w on a
+ * marked weight, as the model runs them; the weight is quantized in the
+ * warm-up). GFLOP/s counts 2·M·N·K as for f32. */
+static int bench_gemm_q8(const bench_opts *o) {
+    model_config c;
+    bench_config(o->model, &c);
+    int D = c.dim, F = c.hidden_dim, V = c.vocab_size;
+    int R = !strcmp(o->model, "tiny") ? 256 : 1024;
+    const gemm_shape shapes[] = {
+        {"xwt_qkvo", false, true, R, D, D},         {"xwt_gate_up", false, true, R, F, D},
+        {"xwt_down", false, true, R, D, F},         {"xwt_prefill_chunk_up", false, true, 64, F, D},
+        {"gemv_decode_up", false, true, 1, F, D},   {"gemv_decode_down", false, true, 1, D, F},
+        {"gemv_decode_lm_head", false, true, 1, V, D},
+    };
+    int ns = (int)(sizeof shapes / sizeof shapes[0]);
+    size_t cap = (size_t)V * D > (size_t)R * F ? (size_t)V * D : (size_t)R * F;
+    float *A = malloc(cap * sizeof *A), *B = malloc(cap * sizeof *B), *C = malloc(cap * sizeof *C);
+    int rc = 1;
+    if (!A || !B || !C || !gemm_q8_weights_add(B, cap)) {
+        fprintf(stderr, "hone bench: out of memory\n");
+        goto done;
+    }
+    hn_rng rng;
+    hn_rng_seed(&rng, 5);
+    for (size_t i = 0; i < cap; i++) {
+        A[i] = hn_rng_uniform(&rng) - 0.5f;
+        B[i] = hn_rng_uniform(&rng) - 0.5f;
+    }
+    for (int s = 0; s < ns; s++) {
+        const gemm_shape *g = &shapes[s];
+        if (g->K % GEMM_Q8_BLOCK) { /* such products stay on the f32 backend */
+            fprintf(stderr, "gemm q8_0      %-20s K %d: not a multiple of 32, skipped\n", g->what,
+                    g->K);
+            continue;
+        }
+        double flop = 2.0 * g->M * g->N * g->K, times[64];
+        int reps = (int)fmin(1000, fmax(1, 2e10 / flop));
+        int n_it = o->warmup + o->iters > 64 ? 64 : o->warmup + o->iters;
+        gemm_xwt_w(g->M, g->N, g->K, A, B, 1, C, false); /* quantizes this shape's B */
+        for (int it = 0; it < n_it; it++) {
+            double t0 = now_s();
+            for (int r = 0; r < reps; r++) gemm_xwt_w(g->M, g->N, g->K, A, B, 1, C, false);
+            if (it >= o->warmup) times[it - o->warmup] = (now_s() - t0) / reps;
+        }
+        double med = median(times, n_it - o->warmup);
+        double gbs = ((double)g->N * g->K * (1.0 + 2.0 / 32)) / med / 1e9;
+        printf("{\"bench\":\"gemm\",\"model\":\"%s\",\"gemm\":\"q8_0\",\"weights\":\"q8_0\","
+               "\"kernel\":\"%s\",\"op\":\"%s\",\"ta\":0,\"tb\":1,\"M\":%d,\"N\":%d,\"K\":%d,"
+               "\"gflops\":%.2f,\"weight_gb_per_s\":%.2f,\"us\":%.1f}\n",
+               o->model, gemm_q8_kernel_name(), g->what, g->M, g->N, g->K, flop / med / 1e9, gbs,
+               med * 1e6);
+        fprintf(stderr, "gemm q8_0      %-20s M %5d N %5d K %5d: %7.1f GFLOP/s, weights %5.1f GB/s\n",
+                g->what, g->M, g->N, g->K, flop / med / 1e9, gbs);
+        gemm_weight_cache_clear(); /* the next shape reads B with another width */
+    }
+    rc = 0;
+done:
+    gemm_q8_weights_remove(B);
+    free(A), free(B), free(C);
+    return rc;
 }
 
 /* ---- attention kernels at the model's head shape ---- */
@@ -487,10 +562,16 @@ static int run_case(const bench_opts *o, const char *cs) {
         }
         gemm_set_backend(o->gemm);
     }
-    if (!strcmp(cs, "gemm")) return bench_gemm(o);
+    if (!strcmp(cs, "gemm")) return o->q8_0 ? bench_gemm_q8(o) : bench_gemm(o);
     if (sscanf(cs, "train:%15[a-z]:%dx%d", method, &B, &T) == 3 && B > 0 && T > 0 &&
-        (!strcmp(method, "full") || !strcmp(method, "lora")))
+        (!strcmp(method, "full") || !strcmp(method, "lora"))) {
+        if (o->q8_0) {
+            fprintf(stderr, "hone bench: %s: q8_0 is an inference precision; use f32 or bf16 "
+                            "for training\n", cs);
+            return 2;
+        }
         return bench_train(o, !strcmp(method, "lora"), B, T);
+    }
     if (sscanf(cs, "attn:%dx%d", &B, &T) == 2 && B > 0 && T > 0) return bench_attn(o, B, T);
     if (sscanf(cs, "prefill:%dx%d", &B, &T) == 2 && B > 0 && T > 0) return bench_infer(o, false, B, T);
     if (sscanf(cs, "decode:%d", &T) == 1 && T > 0) return bench_infer(o, true, 1, T);
@@ -526,13 +607,14 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     bench_opts o = {.model = "llama-110m", .warmup = 1, .iters = 3, .lora_rank = 16};
-    const char *cases = NULL, *gemm = getenv("HONE_GEMM"), *v;
+    const char *cases = NULL, *gemm = getenv("HONE_GEMM"), *precision = NULL, *v;
     bool quick = false, bad = false;
     for (int i = 1; i < argc && !bad; i++) {
         if (cli_flag(argv, i, "--quick")) { quick = true; continue; }
         if (cli_opt(argc, argv, &i, "--model", &o.model, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--cases", &cases, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--gemm", &gemm, &bad)) continue;
+        if (cli_opt(argc, argv, &i, "--precision", &precision, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--warmup", &v, &bad)) { o.warmup = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--iters", &v, &bad)) { o.iters = atoi(v); continue; }
         if (cli_opt(argc, argv, &i, "--lora-rank", &v, &bad)) { o.lora_rank = atoi(v); continue; }
@@ -549,6 +631,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (o.warmup < 0 || o.iters < 1 || o.warmup + o.iters > 64 || o.lora_rank < 1) {
         fprintf(stderr, "hone bench: need --iters >= 1, --warmup >= 0 (64 in all), --lora-rank >= 1\n");
+        return 2;
+    }
+    if (precision && !strcmp(precision, "bf16")) gemm = "dnnl_bf16";
+    else if (precision && !strcmp(precision, "q8_0")) o.q8_0 = true;
+    else if (precision && strcmp(precision, "f32")) {
+        fprintf(stderr, "hone bench: --precision is f32, bf16 or q8_0, not '%s'\n", precision);
         return 2;
     }
     o.gemm_all = gemm && !strcmp(gemm, "all");
@@ -573,8 +661,8 @@ int cmd_bench(int argc, char **argv) {
     char *list = strdup(cases), *save = NULL;
     int rc = 0;
     for (char *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
-        fprintf(stderr, "== %s (%s, gemm %s)\n", c, o.model,
-                o.gemm_all ? "all" : gemm ? gemm : "default");
+        fprintf(stderr, "== %s (%s, gemm %s%s)\n", c, o.model,
+                o.gemm_all ? "all" : gemm ? gemm : "default", o.q8_0 ? ", q8_0 weights" : "");
         int r = run_forked(&o, c);
         if (r && !rc) rc = r;
     }

@@ -36,7 +36,11 @@ static const char *usage =
     "  --no-loss                skip the held-out loss on the references\n"
     "  --json FILE              write the full result (summary + per-example rows)\n"
     "  --template-var K=V       chat template variable, e.g. enable_thinking=false\n"
-    "  --precision P            f32 (default, exact) or bf16 (faster matrix products)\n"
+    "  --precision P            auto (default), f32 (exact), bf16 (faster matrix\n"
+    "                           products) or q8_0 (weight products in Q8_0, llama.cpp's\n"
+    "                           format); auto: q8_0 for a GGUF whose matrices are Q8_0,\n"
+    "                           bf16 for models of hidden size >= 512 on a CPU with\n"
+    "                           native bf16, else f32\n"
     "  --html FILE              write a self-contained HTML report\n"
     "  --quiet                  no progress on stderr\n";
 
@@ -46,6 +50,7 @@ typedef struct eval_args {
     eval_grader grader;
     int max_tokens, limit;
     bool quiet, no_loss;
+    cli_prec precision;
     char template_vars[2048]; /* --template-var, "" = none */
 } eval_args;
 
@@ -69,7 +74,7 @@ static bool parse_one(int argc, char **argv, int *i, eval_args *a, bool *bad) {
     if (cli_opt(argc, argv, i, "--json", &a->json_path, bad)) return true;
     if (cli_opt(argc, argv, i, "--html", &a->html_path, bad)) return true;
     if (cli_opt(argc, argv, i, "--precision", &v, bad)) {
-        *bad = !cli_precision("eval", v);
+        *bad = !cli_precision("eval", v, false, &a->precision);
         return true;
     }
     if (cli_opt(argc, argv, i, "--template-var", &v, bad)) {
@@ -144,8 +149,9 @@ static void on_progress(void *ctx, const char *label, int done, int total) {
 
 /* Loads model_path (+ adapter) and evaluates it into run. */
 static hn_status run_one(const char *label, const char *model_path, const char *adapter,
-                         const char *tvars, const eval_set *set, const eval_opts *o, progress *p, eval_run *run,
-                         hn_err *err) {
+                         const eval_args *a, const eval_set *set, const eval_opts *o, progress *p,
+                         eval_run *run, hn_err *err) {
+    const char *tvars = a->template_vars;
     memset(run, 0, sizeof *run);
     snprintf(run->label, sizeof run->label, "%s", label);
     snprintf(run->model, sizeof run->model, "%s", model_path);
@@ -154,6 +160,8 @@ static hn_status run_one(const char *label, const char *model_path, const char *
     hn_status s = model_load(model_path, &m, err);
     if (s != HN_OK) return s;
     if (adapter) s = model_apply_finetune(m, adapter, err);
+    if (s == HN_OK && !cli_precision_apply("eval", a->precision, m, a->quiet))
+        s = hn_errf(err, HN_ENOMEM, "%s: cannot compute in q8_0", label);
     if (s == HN_OK && tvars && *tvars) { /* overrides what a fine-tune brought */
         free(m->chat_template_vars);
         if (!(m->chat_template_vars = strdup(tvars))) s = hn_errf(err, HN_ENOMEM, "out of memory");
@@ -189,9 +197,9 @@ static hn_status run_all(const eval_args *a, const eval_set *set, const eval_reg
     hn_status s = HN_OK;
     if (a->baseline) {
         const char *path = strcmp(a->baseline, "base") ? a->baseline : a->model;
-        s = run_one("baseline", path, a->baseline_adapter, a->template_vars, set, &o, &p, &base, err);
+        s = run_one("baseline", path, a->baseline_adapter, a, set, &o, &p, &base, err);
     }
-    if (s == HN_OK) s = run_one("model", a->model, a->adapter, a->template_vars, set, &o, &p, &model, err);
+    if (s == HN_OK) s = run_one("model", a->model, a->adapter, a, set, &o, &p, &model, err);
     if (s == HN_OK && a->baseline) s = eval_compare_runs(&base, &model, a->grader, &cmp, err);
     eval_report r = {set, &model, a->baseline ? &base : NULL, a->baseline ? &cmp : NULL,
                      a->grader, re ? eval_regex_pattern(re) : NULL, 20};

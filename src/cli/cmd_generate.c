@@ -32,7 +32,11 @@ static const char *usage =
     "                      the conversation\n"
     "  --system TEXT       system message for --chat\n"
     "  --template-var K=V  chat template variable for --chat, e.g. enable_thinking=false\n"
-    "  --precision P       f32 (default, exact) or bf16 (faster matrix products)\n";
+    "  --precision P       auto (default), f32 (exact), bf16 (faster matrix products)\n"
+    "                      or q8_0 (weight products in Q8_0, llama.cpp's format:\n"
+    "                      fastest decode); auto: q8_0 for a GGUF whose matrices are\n"
+    "                      Q8_0, bf16 for models of hidden size >= 512 on a CPU with\n"
+    "                      native bf16, else f32\n";
 
 typedef struct chat_reply {
     const chat_template *t;
@@ -135,6 +139,7 @@ int cmd_generate(int argc, char **argv) {
     gp.temperature = 0.8f;
     gp.top_p = 0.9f;
     bool bad = false, show_ids = false;
+    cli_prec prec = CLI_PREC_DEFAULT;
     for (int i = 1; i < argc && !bad; i++) {
         if (cli_opt(argc, argv, &i, "--model", &model_path, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--adapter", &adapter, &bad)) continue;
@@ -148,7 +153,7 @@ int cmd_generate(int argc, char **argv) {
         if (cli_flag(argv, i, "--chat")) { chat = true; continue; }
         if (cli_opt(argc, argv, &i, "--system", &system, &bad)) continue;
         if (cli_opt(argc, argv, &i, "--precision", &v, &bad)) {
-            bad = !cli_precision("generate", v);
+            bad = !cli_precision("generate", v, false, &prec);
             continue;
         }
         if (cli_opt(argc, argv, &i, "--template-var", &v, &bad)) {
@@ -172,6 +177,10 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL, *out = NULL;
     size_t n = 0, cap = 0;
     if (adapter && model_apply_finetune(m, adapter, &err) != HN_OK) goto done;
+    if (!cli_precision_apply("generate", prec, m, false)) {
+        model_free(m);
+        return 1;
+    }
     if (*tvars) { /* the command line overrides what a fine-tune brought */
         free(m->chat_template_vars);
         m->chat_template_vars = strdup(tvars);
@@ -190,9 +199,9 @@ int cmd_generate(int argc, char **argv) {
         for (int i = 0; i < res.n_generated; i++) printf(" %d", out[i]);
         printf("\n");
     }
-    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tok/s, stop: %s]\n", res.n_prompt,
+    fprintf(stderr, "[%d prompt tokens, %d generated, %.1f tok/s%s, stop: %s]\n", res.n_prompt,
             res.n_generated, res.gen_seconds > 0 ? res.n_generated / res.gen_seconds : 0.0,
-            res.finish == GEN_STOP_EOS ? "eos" : "length");
+            m->q8_0 ? " (q8_0)" : "", res.finish == GEN_STOP_EOS ? "eos" : "length");
     rc = 0;
 done:
     if (rc) fprintf(stderr, "hone generate: %s\n", err.msg);

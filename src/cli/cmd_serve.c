@@ -19,13 +19,18 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hone serve [--host 127.0.0.1] [--port 8080] [--data DIR] [--models DIR]\n"
-            "                  [--keys-file FILE] [--max-jobs N] [--max-upload-mb N]\n\n"
+            "                  [--keys-file FILE] [--max-jobs N] [--max-upload-mb N]\n"
+            "                  [--precision f32|bf16|q8_0]\n\n"
             "Serves OpenAI's fine-tuning, files, models and chat completions API at\n"
             "http://HOST:PORT/v1. --port 0 picks a free port.\n"
             "  --data DIR       state: hone.db, files/, jobs/ (default $HONE_DATA or ./hone-data)\n"
             "  --models DIR     base models: *.gguf and HF dirs (default $HONE_MODELS, else\n"
             "                   DATA/models); the bundled shared models are listed too\n"
-            "  --keys-file FILE accepted API keys, one per line (or $HONE_API_KEY, comma-separated)\n");
+            "  --keys-file FILE accepted API keys, one per line (or $HONE_API_KEY, comma-separated)\n"
+            "  --precision P    chat completions: f32 (exact), bf16 (faster matrix products) or\n"
+            "                   q8_0 (weight products in Q8_0, llama.cpp's format: fastest\n"
+            "                   decode); default q8_0 for GGUF models whose matrices are Q8_0,\n"
+            "                   else f32. Fine-tuning jobs are not affected.\n");
 }
 
 static char *read_keys(const char *path) {
@@ -49,7 +54,7 @@ static int run_job(const char *data, const char *job, const char *model_path) {
 
 typedef struct serve_opts {
     const char *host, *port, *data, *models, *keys_file, *max_jobs, *max_upload, *run_job,
-        *model_path;
+        *model_path, *precision;
 } serve_opts;
 
 static bool parse(int argc, char **argv, serve_opts *o) {
@@ -63,7 +68,8 @@ static bool parse(int argc, char **argv, serve_opts *o) {
             cli_opt(argc, argv, &i, "--max-jobs", &o->max_jobs, &bad) ||
             cli_opt(argc, argv, &i, "--max-upload-mb", &o->max_upload, &bad) ||
             cli_opt(argc, argv, &i, "--run-job", &o->run_job, &bad) ||
-            cli_opt(argc, argv, &i, "--model-path", &o->model_path, &bad))
+            cli_opt(argc, argv, &i, "--model-path", &o->model_path, &bad) ||
+            cli_opt(argc, argv, &i, "--precision", &o->precision, &bad))
             continue;
         if (!bad) fprintf(stderr, "hone serve: unknown option '%s'\n", argv[i]);
         bad = true;
@@ -94,6 +100,8 @@ int cmd_serve(int argc, char **argv) {
     if (!o.data) o.data = getenv("HONE_DATA");
     if (!o.data) o.data = "hone-data";
     if (o.run_job) return run_job(o.data, o.run_job, o.model_path ? o.model_path : "");
+    cli_prec prec = CLI_PREC_DEFAULT;
+    if (o.precision && !cli_precision("serve", o.precision, false, &prec)) return 2;
 
     /* Block the stop signals before any thread starts; the main thread waits. */
     sigset_t set;
@@ -120,6 +128,8 @@ int cmd_serve(int argc, char **argv) {
     cfg.max_jobs = o.max_jobs ? atoi(o.max_jobs) : 1;
     cfg.max_upload_bytes = o.max_upload ? atoll(o.max_upload) << 20 : 0;
     cfg.exe = exe;
+    cfg.q8_0 = prec == CLI_PREC_Q8_0 ? SERVER_Q8_ALL
+               : prec == CLI_PREC_DEFAULT ? SERVER_Q8_AUTO : SERVER_Q8_NONE;
 
     server *srv;
     hn_err err;

@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "base/num.h"
+#include "tensor/gemm_q8.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "gguf.c assumes a little-endian host for tensor data"
@@ -779,20 +780,14 @@ hn_status gguf_tensor_to_f32(const gguf_file *f, const gguf_tensor *t, float *ds
     }
 }
 
+/* The quantization itself is the Q8_0 inference kernels' (gemm_q8.h), so a
+ * written block and a weight quantized for compute are the same bytes. */
 void gguf_quantize_q8_0(const float *src, void *dst, size_t n) {
     unsigned char *o = dst;
     for (size_t b = 0; b < n / 32; b++, o += 34) {
-        const float *x = src + b * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        uint16_t h = hn_f32_to_f16(d);
+        uint16_t h;
+        gemm_q8_quantize(src + b * 32, 32, &h, (int8_t *)(o + 2));
         o[0] = (unsigned char)(h & 0xff);
         o[1] = (unsigned char)(h >> 8);
-        for (int j = 0; j < 32; j++) {
-            float q = roundf(x[j] * id);
-            q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q; /* NaN stays NaN */
-            o[2 + j] = (unsigned char)(int8_t)(q == q ? (int)q : 0);
-        }
     }
 }

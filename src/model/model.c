@@ -15,6 +15,7 @@
 #include "format/gguf.h"
 #include "format/safetensors.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_q8.h"
 
 static hn_status check_config(const model_config *c, const char *path, hn_err *err);
 static hn_status gguf_load_into(const gguf_file *f, const char *name, float *dst, int64_t rows,
@@ -196,6 +197,20 @@ static char *gguf_chat_template(const gguf_file *f) {
     return strndup(t.p, t.len);
 }
 
+/* Whether most matrix elements of the file (by count) are Q8_0: llama.cpp's
+ * and hone's Q8_0 exports keep vectors in F32 and may keep a matrix whose
+ * width is not a multiple of 32 in F16. */
+static bool gguf_mostly_q8_0(const gguf_file *f) {
+    uint64_t q8 = 0, all = 0;
+    for (uint64_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (t->n_dims < 2) continue;
+        all += t->n_elems;
+        if (t->type == GGUF_T_Q8_0) q8 += t->n_elems;
+    }
+    return all > 0 && q8 > all / 2;
+}
+
 static hn_status load_gguf(hn_model *m, const char *path, hn_err *err) {
     gguf_file *f;
     hn_status s = gguf_open(path, &f, err);
@@ -207,6 +222,7 @@ static hn_status load_gguf(hn_model *m, const char *path, hn_err *err) {
     if (s == HN_OK) s = gguf_load_weights(m, f, err);
     if (s == HN_OK) s = gguf_load_rope_freqs(m, f, err);
     if (s == HN_OK) m->chat_template = gguf_chat_template(f);
+    if (s == HN_OK) m->gguf_q8_0 = gguf_mostly_q8_0(f);
     gguf_close(f);
     return s;
 }
@@ -485,10 +501,19 @@ hn_status model_load_ex(const char *path, unsigned flags, hn_model **out, hn_err
     return HN_OK;
 }
 
+hn_status model_set_q8_0(hn_model *m, bool on, hn_err *err) {
+    if (on && !m->q8_0 && !gemm_q8_weights_add(m->slab, m->n_params))
+        return hn_errf(err, HN_ENOMEM, "too many models in q8_0 at once");
+    if (!on && m->q8_0) gemm_q8_weights_remove(m->slab);
+    m->q8_0 = on;
+    return HN_OK;
+}
+
 void model_free(hn_model *m) {
     if (!m) return;
     if (m->tok) tok_free(m->tok);
-    gemm_weight_cache_clear(); /* no stale bf16 copy may outlive these weights */
+    if (m->q8_0) gemm_q8_weights_remove(m->slab);
+    gemm_weight_cache_clear(); /* no stale bf16/Q8_0 copy may outlive these weights */
     free(m->slab);
     free(m->params);
     free(m->w.layers);

@@ -123,6 +123,9 @@ typedef struct hn_model {
                                  the model was fine-tuned with, or NULL */
     float *rope_freqs;   /* (head_dim/2) divisors of the RoPE frequencies (llama3
                             scaling, GGUF rope_freqs.weight), or NULL */
+    bool gguf_q8_0;      /* loaded from a GGUF whose matrices are mostly Q8_0 (by
+                            elements): inference front ends default to q8_0 */
+    bool q8_0;           /* the weight products run on Q8_0 copies (model_set_q8_0) */
     char path[1024];
 } hn_model;
 
@@ -157,6 +160,14 @@ hn_status model_load(const char *path, hn_model **out, hn_err *err);
 enum { MODEL_LOAD_TOKENIZER_OPTIONAL = 1 };
 hn_status model_load_ex(const char *path, unsigned flags, hn_model **out, hn_err *err);
 void model_free(hn_model *m);
+/* Inference in Q8_0 (on) or back to the GEMM backend (off): with it on, every
+ * x·Wᵀ of a weight matrix whose width is a multiple of 32 (projections, MLP,
+ * lm_head) runs on a cached Q8_0 copy of W (tensor/gemm_q8.h: made on first
+ * use, ~1.06 bytes per weight beside the f32 master copy, remade when
+ * weights_version changes); other products stay on the backend. For
+ * inference only: gradients would not match the forward pass. Fails only
+ * when too many models are in Q8_0 at once (64). */
+hn_status model_set_q8_0(hn_model *m, bool on, hn_err *err);
 /* A model of the given shape with the parameter table and an uninitialised
  * slab, and no tokenizer (m->tok == NULL): for random-init models (benchmarks,
  * tests). cfg->name, if set, names it. */

@@ -11,6 +11,9 @@ hn_status model_precision_parse(const char *s, model_precision *out, hn_err *err
     if (!s || !*s || !strcmp(s, "auto")) *out = PREC_AUTO;
     else if (!strcmp(s, "f32")) *out = PREC_F32;
     else if (!strcmp(s, "bf16")) *out = PREC_BF16;
+    else if (!strcmp(s, "q8_0"))
+        return hn_errf(err, HN_EINVAL, "precision: q8_0 is an inference precision; use auto, "
+                                       "f32 or bf16 for training");
     else return hn_errf(err, HN_EINVAL, "precision: expected auto, f32 or bf16, not '%s'", s);
     return HN_OK;
 }

@@ -32,6 +32,7 @@ struct registry {
     pthread_mutex_t mu;
     cache_entry cache[REG_CACHE];
     long long tick;
+    bool q8_all, q8_auto; /* registry_set_q8_0 */
 };
 
 hn_status registry_create(const char *const *dirs, int n_dirs, store *st, registry **out,
@@ -44,6 +45,11 @@ hn_status registry_create(const char *const *dirs, int n_dirs, store *st, regist
     pthread_mutex_init(&r->mu, NULL);
     *out = r;
     return HN_OK;
+}
+
+void registry_set_q8_0(registry *r, bool all, bool auto_gguf) {
+    r->q8_all = all;
+    r->q8_auto = auto_gguf;
 }
 
 void registry_free(registry *r) {
@@ -199,7 +205,8 @@ hn_status registry_find(registry *r, const char *id, reg_model *out, hn_err *err
 
 /* Loads a model: a base model as is; a fine-tune as its base with the
  * adapter merged in (or, for a full fine-tune, the saved weights). */
-static hn_status load_model(registry *r, const reg_model *info, hn_model **out, hn_err *err) {
+static hn_status load_model_f32(registry *r, const reg_model *info, hn_model **out,
+                                hn_err *err) {
     if (!info->fine_tuned) return model_load(info->path, out, err);
     reg_model base;
     hn_status rc = registry_find(r, info->base, &base, err);
@@ -213,6 +220,20 @@ static hn_status load_model(registry *r, const reg_model *info, hn_model **out, 
         return hn_err_prefix(err, "fine-tune %s", info->id);
     }
     return HN_OK;
+}
+
+/* Loads a model: a base model as is; a fine-tune as its base with the
+ * adapter merged in (or, for a full fine-tune, the saved weights); in Q8_0
+ * as registry_set_q8_0 says (a fine-tune of a Q8_0 GGUF base too). */
+static hn_status load_model(registry *r, const reg_model *info, hn_model **out, hn_err *err) {
+    hn_status rc = load_model_f32(r, info, out, err);
+    if (rc == HN_OK && (r->q8_all || (r->q8_auto && (*out)->gguf_q8_0)))
+        rc = model_set_q8_0(*out, true, err);
+    if (rc != HN_OK && *out) {
+        model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 static cache_entry *cache_slot(registry *r) {
@@ -247,7 +268,7 @@ hn_status registry_acquire(registry *r, const char *id, hn_model **out, hn_err *
     cache_entry *slot = cache_slot(r);
     if (!slot) rc = hn_errf(err, HN_ESTATE, "too many models in use at once; try again");
     else rc = load_model(r, &info, out, err);
-    if (rc == HN_OK) {
+    if (rc == HN_OK && slot) {
         snprintf(slot->id, sizeof slot->id, "%s", info.id);
         slot->m = *out;
         slot->refs = 1;

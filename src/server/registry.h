@@ -26,6 +26,9 @@ typedef struct reg_model {
 hn_status registry_create(const char *const *dirs, int n_dirs, store *st, registry **out,
                           hn_err *err);
 void registry_free(registry *r);
+/* Models loaded from now on compute in Q8_0 (model_set_q8_0) when all is set,
+ * or when auto_gguf is set and they come from a Q8_0 GGUF (default: neither). */
+void registry_set_q8_0(registry *r, bool all, bool auto_gguf);
 /* Every model, base models first; caller frees *out. */
 hn_status registry_list(registry *r, reg_model **out, int *n, hn_err *err);
 /* Resolves a model id ("stories260K", "stories260K.gguf", "ft:..."). */

@@ -91,6 +91,7 @@ static hn_status start_parts(server *s, hn_err *err) {
     store_sweep_orphans(s->st);
     rc = registry_create(s->cfg.model_dirs, s->cfg.n_model_dirs, s->st, &s->reg, err);
     if (rc != HN_OK) return rc;
+    registry_set_q8_0(s->reg, s->cfg.q8_0 == SERVER_Q8_ALL, s->cfg.q8_0 == SERVER_Q8_AUTO);
     worker_config wc = {s->st, s->cfg.exe, s->cfg.data_dir, s->cfg.max_jobs, resolve_base, s};
     rc = worker_start(&wc, &s->wk, err);
     if (rc == HN_OK) rc = start_daemon(s, err);

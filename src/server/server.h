@@ -9,6 +9,12 @@
 
 #include "base/err.h"
 
+/* Inference precision of the served models' weight products: AUTO (default)
+ * computes models loaded from a Q8_0 GGUF in Q8_0 and the rest on the GEMM
+ * backend; ALL computes every model in Q8_0 (`hone serve --precision q8_0`);
+ * NONE never (`--precision f32|bf16`). Training jobs are unaffected. */
+typedef enum server_q8 { SERVER_Q8_AUTO = 0, SERVER_Q8_ALL, SERVER_Q8_NONE } server_q8;
+
 typedef struct server_config {
     const char *host;          /* default 127.0.0.1 */
     int port;                  /* 0 = any free port (see server_port) */
@@ -21,6 +27,7 @@ typedef struct server_config {
     int max_jobs;              /* concurrent training processes, default 1 */
     const char *exe;           /* the hone binary the worker re-executes */
     const char *owner;         /* owner part of ft: model names, default "personal" */
+    server_q8 q8_0;            /* which models answer chat completions in Q8_0 */
 } server_config;
 
 typedef struct server server;

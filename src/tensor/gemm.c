@@ -1,5 +1,6 @@
 /* gemm.c — GEMM dispatch (HONE_GEMM / gemm_set_backend), the OpenBLAS
- * backend and the portable reference backend (oneDNN lives in gemm_dnnl.c).
+ * backend and the portable reference backend (oneDNN lives in gemm_dnnl.c,
+ * Q8_0 weight products in gemm_q8.c).
  * The reference is a straightforward loop nest ordered so the inner loop is
  * contiguous (vectorizable); it is the oracle the faster backends are tested
  * against, not a fast path. */
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "tensor/gemm_q8.h"
 
 static gemm_backend g_backend = GEMM_N_BACKENDS; /* unset: resolve from env */
 
@@ -203,6 +206,7 @@ static void gemm_f32_w(bool ta, bool tb, int M, int N, int K, const float *A, in
 
 void gemm_xwt_w(int T, int out, int in, const float *x, const float *W, uint64_t version,
                 float *y, bool acc) {
+    if (gemm_q8_xwt_w(T, out, in, x, W, version, y, acc)) return;
     gemm_f32_w(false, true, T, out, in, x, in, W, in, version, acc ? 1.0f : 0.0f, y, out);
 }
 
@@ -210,6 +214,13 @@ void gemm_xw_w(int T, int out, int in, const float *dy, const float *W, uint64_t
                float *dx, bool acc) {
     gemm_f32_w(false, false, T, in, out, dy, out, W, in, version, acc ? 1.0f : 0.0f, dx, in);
 }
+
+void gemm_weight_cache_clear(void) {
+    gemm_dnnl_cache_clear();
+    gemm_q8_cache_clear();
+}
+
+size_t gemm_weight_cache_bytes(void) { return gemm_dnnl_cache_bytes() + gemm_q8_cache_bytes(); }
 
 void gemm_xwt(int T, int out, int in, const float *x, const float *W, float *y, bool acc) {
     gemm_f32(false, true, T, out, in, 1.0f, x, in, W, in, acc ? 1.0f : 0.0f, y, out);

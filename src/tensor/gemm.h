@@ -52,13 +52,16 @@ void gemm_dw(int T, int out, int in, const float *dy, const float *x, float *dW,
  * steps). With dnnl_bf16, W's bf16 copy is made once and reused while
  * (W, out*in, version) are unchanged: the caller bumps version whenever it
  * writes W (after each optimizer step that updates it). Other backends ignore
- * version. The copies cost 2 bytes per weight element (gemm_weight_cache_bytes). */
+ * version. The copies cost 2 bytes per weight element (gemm_weight_cache_bytes).
+ * gemm_xwt_w of a weight inside a range marked with gemm_q8_weights_add (an
+ * inference model in Q8_0, gemm_q8.h) with in % 32 == 0 runs on W's cached
+ * Q8_0 copy instead (1.06 bytes per element), whatever the backend. */
 void gemm_xwt_w(int T, int out, int in, const float *x, const float *W, uint64_t version,
                 float *y, bool accumulate);
 void gemm_xw_w(int T, int out, int in, const float *dy, const float *W, uint64_t version,
                float *dx, bool accumulate);
-/* Frees every cached bf16 weight (call when freeing weights that went through
- * the _w helpers, before their memory can be reused). */
+/* Frees every cached bf16 and Q8_0 weight (call when freeing weights that went
+ * through the _w helpers, before their memory can be reused). */
 void gemm_weight_cache_clear(void);
 size_t gemm_weight_cache_bytes(void);
 /* Rounds n floats to bf16 (nearest-even), AVX512_BF16 where available. */
@@ -107,6 +110,9 @@ bool gemm_dnnl_run_w(bool bf16, bool trans_a, bool trans_b, int M, int N, int K,
                      const float *A, int lda, const float *B, int ldb, uint64_t b_version,
                      bool b_cached, float beta, float *C, int ldc);
 bool gemm_dnnl_available(void);
+/* The bf16 weight cache alone (gemm_weight_cache_clear/_bytes add the Q8_0 one). */
+void gemm_dnnl_cache_clear(void);
+size_t gemm_dnnl_cache_bytes(void);
 /* Frees cached primitives and scratch (tests, leak checkers). */
 void gemm_dnnl_release(void);
 

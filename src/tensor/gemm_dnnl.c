@@ -324,13 +324,13 @@ static void wcache_clear_locked(void) {
     memset(&g_wc, 0, sizeof g_wc);
 }
 
-void gemm_weight_cache_clear(void) {
+void gemm_dnnl_cache_clear(void) {
     pthread_mutex_lock(&g_dnnl.mu);
     wcache_clear_locked();
     pthread_mutex_unlock(&g_dnnl.mu);
 }
 
-size_t gemm_weight_cache_bytes(void) {
+size_t gemm_dnnl_cache_bytes(void) {
     pthread_mutex_lock(&g_dnnl.mu);
     size_t b = g_wc.bytes;
     pthread_mutex_unlock(&g_dnnl.mu);
@@ -443,8 +443,8 @@ bool gemm_dnnl_run_w(bool bf16, bool ta, bool tb, int M, int N, int K, float alp
     (void)b_version, (void)b_cached;
     return gemm_dnnl_run(bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-void gemm_weight_cache_clear(void) {}
-size_t gemm_weight_cache_bytes(void) { return 0; }
+void gemm_dnnl_cache_clear(void) {}
+size_t gemm_dnnl_cache_bytes(void) { return 0; }
 const uint16_t *gemm_dnnl_weight_bf16(const float *w, size_t n, uint64_t version) {
     (void)w, (void)n, (void)version;
     return NULL;
