@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/attention_decode.h"
 #include "tensor/ops.h"
 
 #ifdef _OPENMP
@@ -461,6 +462,11 @@ void attention_forward(float *out, float *att, const float *q, const float *k, c
                     continue;
                 }
                 int kh = h / group, nk = pos0 + ((qb + 1) * QB < T ? (qb + 1) * QB : T);
+                if (T == 1 && !seg && !g_force_portable && /* decode: no panel (attention_decode.c) */
+                    attention_decode_row(out + (size_t)h * hd, att + (size_t)h * S,
+                                         q + (size_t)h * hd, k + (size_t)kh * hd,
+                                         v + (size_t)kh * hd, pos0 + 1, S, ks, hd))
+                    continue;
                 if (kh != packed_kh) packed_kh = kh, packed_n = 0;
                 if (packed_n < nk) {
                     pack_transposed(kt, ldk, k, ks, kh, hd, packed_n, nk);
