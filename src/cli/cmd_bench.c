@@ -386,10 +386,11 @@ static int bench_gemm(const bench_opts *o) {
                 if (it >= o->warmup) times[it - o->warmup] = (now_s() - t0) / reps;
             }
             double med = median(times, n_it - o->warmup);
-            printf("{\"bench\":\"gemm\",\"model\":\"%s\",\"gemm\":\"%s\",\"op\":\"%s\","
-                   "\"ta\":%d,\"tb\":%d,\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f,\"us\":%.1f}\n",
-                   o->model, gemm_backend_name((gemm_backend)b), g->what, g->ta, g->tb, g->M, g->N,
-                   g->K, flop / med / 1e9, med * 1e6);
+            printf("{\"bench\":\"gemm\",\"model\":\"%s\",\"gemm\":\"%s\",\"weights\":\"%s\","
+                   "\"op\":\"%s\",\"ta\":%d,\"tb\":%d,\"M\":%d,\"N\":%d,\"K\":%d,\"gflops\":%.2f,"
+                   "\"us\":%.1f}\n",
+                   o->model, gemm_backend_name((gemm_backend)b), weights_name(false), g->what, g->ta,
+                   g->tb, g->M, g->N, g->K, flop / med / 1e9, med * 1e6);
             fprintf(stderr, "gemm %-9s %-18s %c%c M %5d N %5d K %5d: %7.1f GFLOP/s\n",
                     gemm_backend_name((gemm_backend)b), g->what, g->ta ? 'T' : 'N',
                     g->tb ? 'T' : 'N', g->M, g->N, g->K, flop / med / 1e9);
