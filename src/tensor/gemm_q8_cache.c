@@ -8,9 +8,12 @@
  * never sees quantized weights.
  *
  * Copies are keyed like the bf16 weight cache (gemm_dnnl.c): (pointer, element
- * count, version), plus a fingerprint of 16 sampled values against a freed
- * weight's address being reused by another tensor of the same size and
- * version. A stale version is re-quantized in place. Lookups start after the
+ * count, version), plus a fingerprint against a freed weight's address being
+ * reused by another tensor of the same size and version: here W's first 16
+ * values, one cache line, not 16 values sampled across W as the bf16 cache
+ * does — those are 16 cache and TLB misses per product, measured at 0.3 ms of
+ * a ~5 ms decode step for Llama-110M. (model_free clears the cache anyway.) A
+ * stale version is re-quantized in place. Lookups start after the
  * previous hit: a forward pass asks for the same weights in the same order
  * every token, so the search is one comparison in the steady state.
  *
@@ -134,9 +137,7 @@ static bool covered_locked(const float *w, size_t n) {
     return false;
 }
 
-static void fingerprint(float *out, const float *w, size_t n) {
-    for (int i = 0; i < PRINT; i++) out[i] = w[(size_t)((double)i / PRINT * (double)n)];
-}
+static void fingerprint(float *out, const float *w) { memcpy(out, w, sizeof(float) * PRINT); }
 
 /* Quantizes W's rows into e (rows are independent: split between threads). */
 static void entry_fill(q8_entry *e, const float *w) {
@@ -154,7 +155,7 @@ static void entry_fill(q8_entry *e, const float *w) {
 static q8_entry *entry_get_locked(const float *w, int rows, int cols, uint64_t version) {
     size_t n = (size_t)rows * cols;
     float print[PRINT];
-    fingerprint(print, w, n);
+    fingerprint(print, w);
     q8_entry *e = NULL;
     for (int k = 0; k < g_q8.n && !e; k++) {
         int i = (g_q8.hint + k) % g_q8.n;
