@@ -4,6 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "tensor/gemm.h"
 
@@ -22,8 +25,19 @@ const char *model_precision_name(model_precision p) {
     return p == PREC_F32 ? "f32" : p == PREC_BF16 ? "bf16" : "auto";
 }
 
-static bool cpu_native_bf16(void) {
-    return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+/* CPUID leaf 7: subleaf 1 EAX bit 5 is AVX512_BF16, subleaf 0 EDX bit 22
+ * AMX-BF16 (read directly: clang's __builtin_cpu_supports has no "amx-bf16").
+ * The OS must also enable AMX state for the latter; oneDNN checks that and
+ * falls back to AVX512_BF16 kernels, which this test already requires or not. */
+bool model_precision_cpu_bf16(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    unsigned a, b, c, d;
+    bool avx512bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 5 & 1);
+    bool amx = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d >> 22 & 1);
+    return avx512bf16 || amx;
+#else
+    return false;
+#endif
 }
 
 /* HONE_GEMM names a backend: the user (or a test) chose the arithmetic. */
@@ -38,7 +52,7 @@ model_precision model_precision_auto(const hn_model *m) {
     /* below ~512 wide, bf16 barely speeds the step up (products with a side
      * under 64 stay f32 anyway) and small models are where tests want exact f32 */
     bool wide = m && m->cfg.dim >= 512;
-    return wide && cpu_native_bf16() && gemm_backend_available(GEMM_DNNL_BF16) ? PREC_BF16
+    return wide && model_precision_cpu_bf16() && gemm_backend_available(GEMM_DNNL_BF16) ? PREC_BF16
                                                                                 : PREC_F32;
 }
 

@@ -21,6 +21,8 @@ typedef enum model_precision { PREC_AUTO = 0, PREC_F32, PREC_BF16 } model_precis
 /* "auto", "f32", "bf16"; NULL or "" is auto. */
 hn_status model_precision_parse(const char *s, model_precision *out, hn_err *err);
 const char *model_precision_name(model_precision p);
+/* Whether this CPU computes bf16 natively (AVX512_BF16 or AMX-BF16). */
+bool model_precision_cpu_bf16(void);
 /* What auto resolves to for m on this machine (never PREC_AUTO). */
 model_precision model_precision_auto(const hn_model *m);
 /* Resolves want for m and selects the GEMM backend; the resolved precision. */

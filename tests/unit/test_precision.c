@@ -11,8 +11,7 @@
 #include "test.h"
 
 static bool native_bf16(void) {
-    return (__builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16")) &&
-           gemm_backend_available(GEMM_DNNL_BF16);
+    return model_precision_cpu_bf16() && gemm_backend_available(GEMM_DNNL_BF16);
 }
 
 static void check_parse(void) {
