@@ -17,14 +17,12 @@
  * previous hit: a forward pass asks for the same weights in the same order
  * every token, so the search is one comparison in the steady state.
  *
- * Memory: the copies live in 2 MB-aligned chunks that ask the kernel for
- * transparent huge pages (madvise). Decode streams every copy once per token,
+ * Memory: the copies live in an arena of huge-page chunks (base/mem.h, as
+ * the bf16 copies). Decode streams every copy once per token,
  * and with 4 KB pages the TLB misses (two-level page walks in a VM) cost more
  * than the kernel: Llama-110M decode at 15 -> 24 GB/s on one core and
- * 24 -> 32 GB/s on two when the same copies sit on huge pages. Entries are
- * carved out of the current chunk (an entry over a chunk's size gets a chunk
- * of its own) and all go together with gemm_q8_cache_clear; a stale entry is
- * re-quantized in place.
+ * 24 -> 32 GB/s on two when the same copies sit on huge pages. Entries all go
+ * together with gemm_q8_cache_clear; a stale entry is re-quantized in place.
  *
  * Locking: one mutex covers the ranges, the entries and the product itself
  * (like the oneDNN backend, concurrent products are serialised), so an entry
@@ -34,13 +32,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "base/mem.h"
 #include "tensor/gemm_q8.h"
 
 enum { RANGES = 64, PRINT = 16, MAX_ENTRIES = 1 << 16 };
-#define HUGE_PAGE ((size_t)2 << 20)
-#define CHUNK_MIN ((size_t)16 << 20)
 
 typedef struct q8_entry {
     const float *w;
@@ -62,44 +58,8 @@ static struct {
     q8_entry *e;
     int n, cap, hint;
     size_t bytes;
-    void **chunks; /* every chunk, freed by gemm_q8_cache_clear */
-    int n_chunks, cap_chunks;
-    char *cur;     /* the chunk entries are carved from, and what is left of it */
-    size_t cur_left;
+    hn_arena arena; /* the copies, freed together by gemm_q8_cache_clear */
 } g_q8 = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-/* A new chunk of at least n bytes on huge pages where the kernel has them. */
-static char *chunk_new(size_t n) {
-    if (g_q8.n_chunks == g_q8.cap_chunks) {
-        int cap = g_q8.cap_chunks ? 2 * g_q8.cap_chunks : 16;
-        void **nc = realloc(g_q8.chunks, sizeof *nc * (size_t)cap);
-        if (!nc) return NULL;
-        g_q8.chunks = nc;
-        g_q8.cap_chunks = cap;
-    }
-    size_t size = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-    char *p = aligned_alloc(HUGE_PAGE, size);
-    if (!p) return NULL;
-    madvise(p, size, MADV_HUGEPAGE); /* advice: without THP, 4 KB pages */
-    g_q8.chunks[g_q8.n_chunks++] = p;
-    return p;
-}
-
-/* n bytes, 64-aligned, for an entry; NULL when out of memory. */
-static void *arena_alloc(size_t n) {
-    n = (n + 63) & ~(size_t)63;
-    if (n > CHUNK_MIN) return chunk_new(n); /* the current chunk stays current */
-    if (n > g_q8.cur_left) {
-        char *c = chunk_new(CHUNK_MIN);
-        if (!c) return NULL;
-        g_q8.cur = c;
-        g_q8.cur_left = CHUNK_MIN;
-    }
-    void *p = g_q8.cur;
-    g_q8.cur += n;
-    g_q8.cur_left -= n;
-    return p;
-}
 
 bool gemm_q8_weights_add(const float *base, size_t n) {
     pthread_mutex_lock(&g_q8.mu);
@@ -176,8 +136,8 @@ static q8_entry *entry_get_locked(const float *w, int rows, int cols, uint64_t v
         }
         e = &g_q8.e[g_q8.n];
         memset(e, 0, sizeof *e);
-        e->u = arena_alloc(n);
-        e->d = e->u ? arena_alloc(n / GEMM_Q8_BLOCK * sizeof(uint16_t)) : NULL;
+        e->u = hn_arena_alloc(&g_q8.arena, n);
+        e->d = e->u ? hn_arena_alloc(&g_q8.arena, n / GEMM_Q8_BLOCK * sizeof(uint16_t)) : NULL;
         if (!e->d) return NULL; /* what was carved stays with the arena until the next clear */
         e->w = w;
         e->n = n;
@@ -227,12 +187,7 @@ bool gemm_q8_cached_blocks(const float *W, int out, int in, uint64_t version, vo
 
 void gemm_q8_cache_clear(void) {
     pthread_mutex_lock(&g_q8.mu);
-    for (int i = 0; i < g_q8.n_chunks; i++) free(g_q8.chunks[i]);
-    free(g_q8.chunks);
-    g_q8.chunks = NULL;
-    g_q8.n_chunks = g_q8.cap_chunks = 0;
-    g_q8.cur = NULL;
-    g_q8.cur_left = 0;
+    hn_arena_free(&g_q8.arena);
     free(g_q8.e);
     g_q8.e = NULL;
     g_q8.n = g_q8.cap = g_q8.hint = 0;
