@@ -138,8 +138,12 @@ BF16_TARGET static void gemv_block_dpbf16(int M, int K, int K2, int i0, int nr, 
 static bool gemv_dpbf16(int M, int N, int K, const float *x, const uint16_t *Wb, float *y,
                         bool acc) {
     int K2 = (K + 31) & ~31;
-    uint16_t *xb = calloc((size_t)M * K2, sizeof *xb);
+    /* decode-sized x fits on the stack: no allocation per token */
+    uint16_t small[GEMV_MAX_M * 2048];
+    size_t need = (size_t)M * K2;
+    uint16_t *xb = need <= sizeof small / sizeof small[0] ? small : malloc(need * sizeof *xb);
     if (!xb) return false;
+    memset(xb, 0, need * sizeof *xb);
     for (int m = 0; m < M; m++) gemm_round_bf16(xb + (size_t)m * K2, x + (size_t)m * K, (size_t)K);
     int nb = (N + ROWS - 1) / ROWS;
     #pragma omp parallel for schedule(static) if ((long)N * K >= 1L << 16)
@@ -147,7 +151,7 @@ static bool gemv_dpbf16(int M, int N, int K, const float *x, const uint16_t *Wb,
         int i0 = b * ROWS, nr = N - i0 < ROWS ? N - i0 : ROWS;
         gemv_block_dpbf16(M, K, K2, i0, nr, xb, Wb, y, N, acc);
     }
-    free(xb);
+    if (xb != small) free(xb);
     return true;
 }
 #endif

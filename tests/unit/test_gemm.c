@@ -250,10 +250,10 @@ static void check_gemv_case(int M, int N, int K, bool acc) {
 }
 
 static void check_gemv(void) {
-    const int Ms[] = {1, 2, 3, 4}, Ns[] = {1, 5, 67, 300}, Ks[] = {1, 15, 33, 100, 768};
+    const int Ms[] = {1, 2, 3, 4}, Ns[] = {1, 5, 67, 300}, Ks[] = {1, 15, 33, 100, 768, 2100}; /* 2100: x of 4 rows past gemv's stack buffer */
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++)
-            for (int c = 0; c < 5; c++) check_gemv_case(Ms[a], Ns[b], Ks[c], (a + b + c) & 1);
+            for (int c = 0; c < 6; c++) check_gemv_case(Ms[a], Ns[b], Ks[c], (a + b + c) & 1);
     omp_set_num_threads(2);
     /* the route: gemm_xwt_w with 3 rows on each backend */
     int M = 3, N = 130, K = 200;
